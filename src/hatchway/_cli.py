@@ -1,0 +1,136 @@
+"""The command line, derived from Config's declarations; the only place errors become exit codes."""
+
+from __future__ import annotations
+
+import platform
+import sys
+from typing import Any
+
+import click
+
+from hatchway._config import OPTIONS, OptionInfo
+from hatchway._errors import AppImportError, ConfigError, HatchwayError, StartupError
+from hatchway._version import __version__
+
+STARTUP_FAILURE = 3
+USAGE_ERROR = 2
+
+
+def _version(ctx: click.Context, param: click.Parameter, value: bool) -> None:
+    if not value or ctx.resilient_parsing:
+        return
+    click.echo(
+        f"Running hatchway {__version__} with {platform.python_implementation()} "
+        f"{platform.python_version()} on {platform.system()}"
+    )
+    ctx.exit()
+
+
+def _click_option(info: OptionInfo) -> click.Option:
+    cli = info.cli
+    assert cli.flag is not None
+    name = info.name
+    kwargs: dict[str, Any] = {"help": info.help, "envvar": info.envvar, "show_envvar": False}
+    decls = [cli.flag] if cli.secondary is None else [f"{cli.flag}/{cli.secondary}"]
+    if cli.is_flag:
+        kwargs["is_flag"] = True
+        kwargs["default"] = info.default
+    else:
+        if cli.choices:
+            kwargs["type"] = click.Choice(cli.choices, case_sensitive=False)
+        elif cli.type == "path":
+            kwargs["type"] = click.Path()
+        elif cli.type is bool:
+            kwargs["type"] = click.BOOL
+        elif cli.type is not None:
+            kwargs["type"] = cli.type
+        elif isinstance(info.default, bool):
+            kwargs["type"] = click.BOOL
+        elif isinstance(info.default, (int, float, str)):
+            kwargs["type"] = type(info.default)
+        kwargs["multiple"] = cli.multiple
+        if not cli.multiple and isinstance(info.default, (int, float, str)) and info.default != "":
+            kwargs["default"] = info.default
+            kwargs["show_default"] = True
+    if info.differs:
+        kwargs["help"] = f"{info.help} (differs from uvicorn: {info.differs})"
+    return click.Option([*decls, name], **kwargs)
+
+
+def _build_command() -> click.Command:
+    params: list[click.Parameter] = [click.Argument(["app"], envvar="HATCHWAY_APP")]
+    params += [_click_option(info) for info in OPTIONS if info.cli.flag]
+    params.append(
+        click.Option(
+            ["--version"],
+            is_flag=True,
+            expose_value=False,
+            is_eager=True,
+            callback=_version,
+            help="Display the hatchway version and exit.",
+        )
+    )
+    return click.Command(
+        "hatchway",
+        callback=_serve,
+        params=params,
+        help="Serve the ASGI application APP, given as 'module:attribute'. `hatchway check` checks code instead.",
+        context_settings={"help_option_names": ["--help"], "max_content_width": 100},
+    )
+
+
+def _given(ctx: click.Context, kwargs: dict[str, Any]) -> dict[str, Any]:
+    """Only the options the user set (flag or environment); the rest keep Config's defaults."""
+    given = {}
+    for name, value in kwargs.items():
+        source = ctx.get_parameter_source(name)
+        if source in (click.core.ParameterSource.DEFAULT, None):
+            continue
+        if isinstance(value, tuple):
+            value = list(value)
+            if not value:
+                continue
+        given[name] = value
+    return given
+
+
+def _serve(app: str, **kwargs: Any) -> None:
+    from hatchway._run import run
+
+    ctx = click.get_current_context()
+    options = _given(ctx, kwargs)
+    if options.get("app_dir") is None:
+        options["app_dir"] = ""
+    if "log_level" in options:
+        options["log_level"] = options["log_level"].lower()
+    try:
+        run(app, **options)
+    except KeyboardInterrupt:
+        pass
+    except ConfigError as exc:
+        click.echo(f"ERROR: {exc}", err=True)
+        ctx.exit(USAGE_ERROR)
+    except AppImportError as exc:
+        if exc.user_traceback:
+            click.echo(exc.user_traceback.rstrip(), err=True)
+        click.echo(f"ERROR: {exc}", err=True)
+        ctx.exit(STARTUP_FAILURE)
+    except StartupError as exc:
+        click.echo(f"ERROR: {exc}", err=True)
+        ctx.exit(STARTUP_FAILURE)
+    except HatchwayError as exc:
+        click.echo(f"ERROR: {exc}", err=True)
+        ctx.exit(STARTUP_FAILURE)
+
+
+command = _build_command()
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point of the ``hatchway`` command."""
+    args = sys.argv[1:] if argv is None else argv
+    if args and args[0] == "check":
+        from hatchway.checker import main as check_main
+
+        sys.exit(check_main(args[1:]))
+    command.main(args, prog_name="hatchway")

@@ -1,0 +1,677 @@
+"""Config: every option declared once (type, default, help, flag, env name), validated when it is built.
+
+The command line, the documentation table and the checker all read the declarations below through
+``OPTIONS``; nothing else lists option names. Names, defaults and meanings follow uvicorn 0.54 so that
+switching is a one-word change; options uvicorn lacks are marked ``hatchway_only``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import ipaddress
+import logging
+import os
+import socket
+import ssl
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from hatchway._errors import BindError, ConfigError, Problem, closest
+
+TRACE_LOG_LEVEL = 5
+LOG_LEVELS: dict[str, int] = {
+    "critical": logging.CRITICAL,
+    "error": logging.ERROR,
+    "warning": logging.WARNING,
+    "info": logging.INFO,
+    "debug": logging.DEBUG,
+    "trace": TRACE_LOG_LEVEL,
+}
+HTTP_CHOICES = ("auto", "h11", "httptools")
+WS_CHOICES = ("auto", "none", "websockets", "websockets-sansio", "wsproto")
+LIFESPAN_CHOICES = ("auto", "on", "off")
+INTERFACE_CHOICES = ("auto", "asgi3", "asgi2", "wsgi")
+LOOP_CHOICES = ("auto", "asyncio", "uvloop", "none")
+# Names uvicorn accepts that hatchway does not implement, with what to use instead.
+UNSUPPORTED_CHOICES: dict[tuple[str, str], str] = {
+    ("http", "zttp"): "hatchway serves HTTP/1.1 with httptools or h11; use --http auto",
+    ("loop", "zuvloop"): "hatchway runs on uvloop or asyncio; use --loop auto",
+}
+DEFAULT_FORWARDED_ALLOW_IPS = "127.0.0.1,::1"
+
+LOGGING_CONFIG: dict[str, Any] = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {
+        "default": {
+            "()": "hatchway._logs.DefaultFormatter",
+            "fmt": "%(levelprefix)s %(message)s",
+            "use_colors": None,
+        },
+        "access": {
+            "()": "hatchway._logs.AccessFormatter",
+            "fmt": '%(levelprefix)s %(client_addr)s - "%(request_line)s" %(status_code)s',
+        },
+    },
+    "handlers": {
+        "default": {"formatter": "default", "class": "logging.StreamHandler", "stream": "ext://sys.stderr"},
+        "access": {"formatter": "access", "class": "logging.StreamHandler", "stream": "ext://sys.stdout"},
+    },
+    "loggers": {
+        "hatchway": {"handlers": ["default"], "level": "INFO", "propagate": False},
+        "hatchway.error": {"level": "INFO"},
+        "hatchway.access": {"handlers": ["access"], "level": "INFO", "propagate": False},
+    },
+}
+
+
+@dataclass(frozen=True)
+class CliSpec:
+    """How an option appears on the command line. ``flag`` None means: Python API only."""
+
+    flag: str | None
+    type: Any = None
+    choices: tuple[str, ...] | None = None
+    is_flag: bool = False
+    secondary: str | None = None
+    multiple: bool = False
+    metavar: str | None = None
+
+
+@dataclass(frozen=True)
+class OptionInfo:
+    """The declaration of one option, as read by the CLI, the docs and the checker."""
+
+    name: str
+    default: Any
+    help: str
+    cli: CliSpec
+    hatchway_only: bool = False
+    differs: str | None = None  # why the default differs from uvicorn's, when it does
+
+    @property
+    def envvar(self) -> str:
+        return f"HATCHWAY_{self.name.upper()}"
+
+
+def option(
+    default: Any = None,
+    *,
+    help: str,
+    flag: str | None | bool = True,
+    type: Any = None,
+    choices: tuple[str, ...] | None = None,
+    secondary: str | None = None,
+    multiple: bool = False,
+    metavar: str | None = None,
+    hatchway_only: bool = False,
+    differs: str | None = None,
+    factory: Callable[[], Any] | None = None,
+) -> Any:
+    """Declare one option as a dataclass field; the metadata feeds the CLI, docs and checker."""
+    meta = {
+        "help": help,
+        "flag": flag,
+        "type": type,
+        "choices": choices,
+        "secondary": secondary,
+        "multiple": multiple,
+        "metavar": metavar,
+        "hatchway_only": hatchway_only,
+        "differs": differs,
+    }
+    if factory is not None:
+        return field(default_factory=factory, metadata=meta, kw_only=True)
+    return field(default=default, metadata=meta, kw_only=True)
+
+
+@dataclass(frozen=True, eq=False)
+class Config:
+    """Server settings, validated on creation and immutable afterwards (use ``replace`` to derive one).
+
+    Accepts uvicorn's ``Config`` parameters with the same names, defaults and meanings.
+    """
+
+    app: Any
+    host: str = option("127.0.0.1", help="Bind socket to this host.")
+    port: int = option(8000, help="Bind socket to this port. If 0, an available port will be picked.")
+    uds: str | None = option(None, help="Bind to a UNIX domain socket.")
+    fd: int | None = option(None, help="Bind to socket from this file descriptor.", type=int)
+    loop: Any = option(
+        "auto",
+        help="Event loop implementation: auto, asyncio, uvloop, none, or a 'module:factory' import string.",
+    )
+    http: Any = option("auto", help="HTTP protocol implementation.", choices=(*HTTP_CHOICES, "zttp"))
+    http2: bool = option(False, help="Enable HTTP/2 support (not available in hatchway; rejected).", flag="--http2")
+    ws: Any = option("auto", help="WebSocket protocol implementation.", choices=WS_CHOICES)
+    ws_max_size: int = option(16777216, help="WebSocket max size message in bytes.")
+    ws_max_queue: int = option(32, help="The maximum length of the WebSocket message queue.")
+    ws_ping_interval: float | None = option(20.0, help="WebSocket ping interval in seconds.", type=float)
+    ws_ping_timeout: float | None = option(20.0, help="WebSocket ping timeout in seconds.", type=float)
+    ws_per_message_deflate: bool = option(True, help="WebSocket per-message-deflate compression.", type=bool)
+    lifespan: str = option("auto", help="Lifespan implementation.", choices=LIFESPAN_CHOICES)
+    env_file: str | os.PathLike[str] | None = option(None, help="Environment configuration file.", type="path")
+    log_config: Any = option(
+        help="Logging configuration file. Supported formats: .ini, .json, .yaml.",
+        factory=lambda: _deepcopy(LOGGING_CONFIG),
+        type="path",
+    )
+    log_level: str | int | None = option(
+        None, help="Log level. [default: info]", choices=tuple(LOG_LEVELS)
+    )
+    access_log: bool = option(True, help="Enable/Disable access log.", secondary="--no-access-log")
+    use_colors: bool | None = option(
+        None, help="Enable/Disable colorized logging.", secondary="--no-use-colors"
+    )
+    interface: str = option(
+        "auto", help="Select ASGI3, ASGI2, or WSGI as the application interface.", choices=INTERFACE_CHOICES
+    )
+    reload: bool = option(False, help="Enable auto-reload.")
+    reload_dirs: list[str] | str | None = option(
+        None, help="Set reload directories explicitly, instead of using the current working directory.",
+        flag="--reload-dir", multiple=True, type="path",
+    )
+    reload_includes: list[str] | str | None = option(
+        None, help="Set glob patterns to include while watching for files. Includes '*.py' by default.",
+        flag="--reload-include", multiple=True,
+    )
+    reload_excludes: list[str] | str | None = option(
+        None,
+        help="Set glob patterns to exclude while watching for files. Includes '.*, .py[cod], .sw.*, ~*', "
+        "virtual environments, node_modules and caches by default.",
+        flag="--reload-exclude", multiple=True,
+    )
+    reload_delay: float = option(0.25, help="Delay between previous and next check if application needs to be reloaded.")
+    workers: int | None = option(
+        None,
+        help="Number of worker processes. Defaults to the $WEB_CONCURRENCY environment variable if available, "
+        "or 1. Not valid with --reload.",
+        type=int,
+    )
+    proxy_headers: bool = option(
+        True,
+        help="Enable/Disable X-Forwarded-Proto, X-Forwarded-For and Forwarded to populate url scheme and "
+        "remote address info.",
+        secondary="--no-proxy-headers",
+    )
+    server_header: bool = option(True, help="Enable/Disable default Server header.", secondary="--no-server-header")
+    date_header: bool = option(True, help="Enable/Disable default Date header.", secondary="--no-date-header")
+    forwarded_allow_ips: list[str] | str | None = option(
+        None,
+        help="Comma separated list of IP Addresses, IP Networks, or literals (e.g. UNIX Socket path) to trust "
+        "with proxy headers. Defaults to the $FORWARDED_ALLOW_IPS environment variable if available, or "
+        "'127.0.0.1,::1'. The literal '*' means trust everything.",
+        type=str,
+    )
+    root_path: str = option("", help="Set the ASGI 'root_path' for applications submounted below a given URL path.")
+    limit_concurrency: int | None = option(
+        None, help="Maximum number of concurrent connections or tasks to allow, before issuing HTTP 503 responses.",
+        type=int,
+    )
+    limit_max_requests: int | None = option(
+        None, help="Maximum number of requests to service before terminating the process.", type=int
+    )
+    limit_max_requests_jitter: int = option(
+        0, help="Maximum jitter to add to limit_max_requests. Staggers worker restarts."
+    )
+    backlog: int = option(2048, help="Maximum number of connections to hold in backlog.")
+    timeout_keep_alive: float = option(
+        5, help="Close Keep-Alive connections if no new data is received within this timeout (in seconds).",
+        type=float,
+    )
+    timeout_notify: int = option(30, help="Seconds a worker may go without notifying its supervisor.", flag=None)
+    timeout_graceful_shutdown: float | None = option(
+        10,
+        help="Maximum number of seconds to wait for graceful shutdown; open connections are closed after it.",
+        type=float,
+        differs="uvicorn waits forever by default, so one open WebSocket or stream blocks a restart",
+    )
+    timeout_worker_healthcheck: float = option(
+        5, help="Maximum number of seconds to wait for a worker to respond to a healthcheck.", type=float
+    )
+    callback_notify: Callable[..., Any] | None = option(None, help="Coroutine called on each notify tick.", flag=None)
+    ssl_keyfile: str | os.PathLike[str] | None = option(None, help="SSL key file", type=str)
+    ssl_certfile: str | os.PathLike[str] | None = option(None, help="SSL certificate file", type=str)
+    ssl_keyfile_password: str | None = option(None, help="SSL keyfile password")
+    ssl_version: int = option(int(ssl.PROTOCOL_TLS_SERVER), help="SSL version to use (see stdlib ssl module's)")
+    ssl_cert_reqs: int = option(int(ssl.CERT_NONE), help="Whether client certificate is required (see stdlib ssl module's)")
+    ssl_ca_certs: str | os.PathLike[str] | None = option(None, help="CA certificates file", type=str)
+    ssl_ciphers: str | None = option(
+        None, help="Ciphers to use (see stdlib ssl module's). Defaults to OpenSSL's safe defaults.", type=str
+    )
+    ssl_context_factory: Callable[..., ssl.SSLContext] | None = option(
+        None, help="Callable (config, default_factory) -> ssl.SSLContext.", flag=None
+    )
+    headers: list[tuple[str, str]] | None = option(
+        None, help="Specify custom default HTTP response headers as a Name:Value pair", flag="--header",
+        multiple=True,
+    )
+    app_dir: str | None = option(
+        None, help="Look for APP in the specified directory, by adding this to the PYTHONPATH. "
+        "Defaults to the current working directory.", type=str,
+    )
+    factory: bool = option(False, help="Treat APP as an application factory, i.e. a () -> <ASGI app> callable.")
+    h11_max_incomplete_event_size: int | None = option(
+        None, help="For h11, the maximum number of bytes to buffer of an incomplete event.", type=int
+    )
+    reset_contextvars: bool = option(
+        False, help="Run each ASGI request in a fresh contextvars.Context. Hides context set in the lifespan."
+    )
+    # -- hatchway's own options: protection uvicorn lacks ---------------------------------------------
+    timeout_request_header: float = option(
+        10.0, help="Close a connection whose request head has not fully arrived within this many seconds.",
+        hatchway_only=True,
+    )
+    timeout_request_body: float = option(
+        30.0, help="Close a connection that sends no request body bytes for this many seconds while the app waits.",
+        hatchway_only=True,
+    )
+    timeout_send: float = option(
+        60.0, help="Close a connection whose client reads nothing of a response for this many seconds.",
+        hatchway_only=True,
+    )
+    timeout_lifespan_startup: float | None = option(
+        60.0, help="Maximum number of seconds the app's lifespan start-up may take.", type=float,
+        hatchway_only=True,
+    )
+    limit_request_line: int = option(
+        8190, help="Maximum size of the request line in bytes (414 beyond).", hatchway_only=True
+    )
+    limit_request_fields: int = option(
+        100, help="Maximum number of request header fields (431 beyond).", hatchway_only=True
+    )
+    limit_request_head_size: int = option(
+        65536, help="Maximum size of the whole request head in bytes (431 beyond).", hatchway_only=True
+    )
+
+    def __post_init__(self) -> None:
+        problems: list[Problem] = []
+        for check in _CHECKS:
+            problems.extend(check(self))
+        if problems:
+            raise ConfigError(problems)
+        self._normalize()
+
+    # -- derived values -------------------------------------------------------------------------------
+    def _normalize(self) -> None:
+        set_ = functools.partial(object.__setattr__, self)
+        if self.workers is None:
+            set_("workers", _web_concurrency() or 1)
+        if self.forwarded_allow_ips is None:
+            set_("forwarded_allow_ips", os.environ.get("FORWARDED_ALLOW_IPS", DEFAULT_FORWARDED_ALLOW_IPS))
+        for name in ("reload_dirs", "reload_includes", "reload_excludes"):
+            value = getattr(self, name)
+            set_(name, _as_list(value))
+        if self.headers is not None:
+            set_("headers", [_split_header(h) if isinstance(h, str) else tuple(h) for h in self.headers])
+        if self.ws == "websockets-sansio":
+            set_("ws", "websockets")
+
+    @property
+    def is_ssl(self) -> bool:
+        return bool(self.ssl_keyfile or self.ssl_certfile or self.ssl_context_factory)
+
+    @property
+    def use_subprocess(self) -> bool:
+        return bool(self.reload or (self.workers or 1) > 1)
+
+    @property
+    def should_reload(self) -> bool:
+        return bool(self.reload)
+
+    @property
+    def trusted_proxies(self) -> list[str]:
+        value = self.forwarded_allow_ips or ""
+        items = value.split(",") if isinstance(value, str) else list(value)
+        return [item.strip() for item in items if item.strip()]
+
+    def options(self) -> dict[str, Any]:
+        """Every option except ``app``, as keyword arguments that rebuild this Config."""
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "app"}
+
+    def replace(self, **changes: Any) -> Config:
+        """A new, validated Config with ``changes`` applied."""
+        values: dict[str, Any] = {"app": self.app, **self.options(), **changes}
+        return Config(**values)
+
+    def bind_socket(self) -> socket.socket:
+        """Bind the listening socket this Config describes; raises ``BindError`` (never exits)."""
+        from hatchway._sockets import bind_socket
+
+        return bind_socket(self)
+
+    def get_loop_factory(self) -> Callable[[], Any] | None:
+        """The event loop factory named by ``loop`` (uvicorn's API)."""
+        from hatchway._server import loop_factory
+
+        return loop_factory(self.loop)
+
+
+def _deepcopy(value: Any) -> Any:
+    import copy
+
+    return copy.deepcopy(value)
+
+
+def _as_list(value: Any) -> list[str]:
+    if value is None:
+        return []
+    if isinstance(value, (str, os.PathLike)):
+        return [os.fspath(value)]
+    return [os.fspath(v) for v in value]
+
+
+def _split_header(text: str) -> tuple[str, str]:
+    name, _, value = text.partition(":")
+    return name.strip(), value.strip()
+
+
+def _web_concurrency() -> int | None:
+    raw = os.environ.get("WEB_CONCURRENCY")
+    if raw is None or not raw.strip():
+        return None
+    try:
+        return int(raw)
+    except ValueError:
+        raise ConfigError(
+            [Problem("workers", f"$WEB_CONCURRENCY must be a whole number of workers, got {raw!r}", "HW101")]
+        ) from None
+
+
+# -- validation: each check returns the problems it found -----------------------------------------------
+Check = Callable[[Config], list[Problem]]
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _int_range(name: str, low: int, high: int | None = None, *, optional: bool = False) -> Check:
+    def check(config: Config) -> list[Problem]:
+        value = getattr(config, name)
+        if value is None and optional:
+            return []
+        bound = f"between {low} and {high}" if high is not None else f"at least {low}"
+        if not _is_int(value) or value < low or (high is not None and value > high):
+            return [Problem(name, f"expected a whole number {bound}, got {value!r}", "HW101")]
+        return []
+
+    return check
+
+
+def _non_negative(name: str, *, optional: bool = False) -> Check:
+    def check(config: Config) -> list[Problem]:
+        value = getattr(config, name)
+        if value is None and optional:
+            return []
+        if not _is_number(value) or value < 0:
+            return [Problem(name, f"expected a number of seconds >= 0, got {value!r}", "HW101")]
+        return []
+
+    return check
+
+
+def _choice(name: str, choices: tuple[str, ...], *, extra: Callable[[Any], bool] | None = None) -> Check:
+    def check(config: Config) -> list[Problem]:
+        value = getattr(config, name)
+        if isinstance(value, str) and value in choices:
+            return []
+        if extra is not None and extra(value):
+            return []
+        unsupported = UNSUPPORTED_CHOICES.get((name, value)) if isinstance(value, str) else None
+        if unsupported:
+            return [Problem(name, f"{value!r} is not available in hatchway", "HW102", unsupported)]
+        hint = None
+        if isinstance(value, str):
+            near = closest(value, choices)
+            hint = f"did you mean {near!r}?" if near else None
+        expected = ", ".join(repr(c) for c in choices)
+        return [Problem(name, f"expected one of {expected}, got {value!r}", "HW101", hint)]
+
+    return check
+
+
+def _check_app(config: Config) -> list[Problem]:
+    app = config.app
+    if isinstance(app, str):
+        module, sep, attr = app.partition(":")
+        if not sep or not module or not attr:
+            return [
+                Problem(
+                    "app",
+                    f"import string {app!r} must be in format '<module>:<attribute>'",
+                    "HW103",
+                    "for example 'main:app' for the variable app in main.py",
+                )
+            ]
+        return []
+    if not callable(app):
+        return [Problem("app", f"expected an ASGI application or an import string, got {app!r}", "HW103")]
+    return []
+
+
+def _check_http(config: Config) -> list[Problem]:
+    if isinstance(config.http, type):
+        return [
+            Problem(
+                "http", f"protocol classes are not accepted, got {config.http.__name__}", "HW102",
+                "use 'auto', 'httptools' or 'h11'",
+            )
+        ]
+    problems = _choice("http", HTTP_CHOICES)(config)
+    if config.http2:
+        problems.append(Problem("http2", "HTTP/2 is not available in hatchway", "HW102", "drop http2=True"))
+    return problems
+
+
+def _check_ws(config: Config) -> list[Problem]:
+    if isinstance(config.ws, type):
+        return [Problem("ws", f"protocol classes are not accepted, got {config.ws.__name__}", "HW102")]
+    return _choice("ws", WS_CHOICES)(config)
+
+
+def _check_loop(config: Config) -> list[Problem]:
+    return _choice("loop", LOOP_CHOICES, extra=lambda v: callable(v) or (isinstance(v, str) and ":" in v))(config)
+
+
+def _check_log_level(config: Config) -> list[Problem]:
+    value = config.log_level
+    if value is None or _is_int(value):
+        return []
+    if isinstance(value, str) and value.lower() in LOG_LEVELS:
+        return []
+    return _choice("log_level", tuple(LOG_LEVELS))(config)
+
+
+def _check_workers(config: Config) -> list[Problem]:
+    problems = _int_range("workers", 1, optional=True)(config)
+    workers = config.workers if config.workers is not None else _web_concurrency()
+    if not problems and config.reload and workers is not None and workers > 1:
+        source = "workers" if config.workers is not None else "$WEB_CONCURRENCY"
+        problems.append(
+            Problem(
+                "workers",
+                f"reload=True and {source}={workers} cannot be combined",
+                "HW104",
+                "reload is for development with one process: drop workers (or unset WEB_CONCURRENCY); "
+                "for production, drop reload",
+            )
+        )
+    return problems
+
+
+def _check_ssl(config: Config) -> list[Problem]:
+    if config.ssl_keyfile and not config.ssl_certfile and config.ssl_context_factory is None:
+        return [Problem("ssl_keyfile", "a key file needs its certificate", "HW101", "add ssl_certfile")]
+    return []
+
+
+def _check_proxies(config: Config) -> list[Problem]:
+    problems = []
+    value = config.forwarded_allow_ips
+    if value is None:
+        value = os.environ.get("FORWARDED_ALLOW_IPS", DEFAULT_FORWARDED_ALLOW_IPS)
+    items = value.split(",") if isinstance(value, str) else list(value)
+    for item in (i.strip() for i in items):
+        if not item or item == "*" or item.startswith(("/", "unix:")):
+            continue
+        try:
+            ipaddress.ip_network(item, strict=False)
+        except ValueError:
+            # uvicorn also accepts literals (such as a UNIX socket path); only reject obvious typos.
+            if any(c.isspace() for c in item):
+                problems.append(Problem("forwarded_allow_ips", f"{item!r} is not an address or network", "HW101"))
+    return problems
+
+
+def _check_headers(config: Config) -> list[Problem]:
+    problems = []
+    for header in config.headers or []:
+        name, value = _split_header(header) if isinstance(header, str) else header
+        if not name or any(c in f"{name}{value}" for c in "\r\n\0") or any(c in name for c in " \t:"):
+            problems.append(Problem("headers", f"invalid header {header!r}", "HW101", "use 'Name: value'"))
+    return problems
+
+
+def _check_reload_lists(config: Config) -> list[Problem]:
+    problems = []
+    for name in ("reload_dirs", "reload_includes", "reload_excludes"):
+        value = getattr(config, name)
+        if value is None or isinstance(value, (str, os.PathLike)):
+            continue
+        if not isinstance(value, (list, tuple)) or not all(isinstance(v, (str, os.PathLike)) for v in value):
+            problems.append(Problem(name, f"expected a path or a list of paths, got {value!r}", "HW101"))
+    return problems
+
+
+def _check_types(config: Config) -> list[Problem]:
+    problems = []
+    for name in ("host", "root_path"):
+        if not isinstance(getattr(config, name), str):
+            problems.append(Problem(name, f"expected a string, got {getattr(config, name)!r}", "HW101"))
+    for name in ("reload", "factory", "access_log", "proxy_headers", "server_header", "date_header",
+                 "ws_per_message_deflate", "reset_contextvars"):
+        if not isinstance(getattr(config, name), bool):
+            problems.append(Problem(name, f"expected True or False, got {getattr(config, name)!r}", "HW101"))
+    if config.root_path and not config.root_path.startswith("/"):
+        problems.append(Problem("root_path", f"expected a path starting with '/', got {config.root_path!r}", "HW101"))
+    return problems
+
+
+_CHECKS: tuple[Check, ...] = (
+    _check_app,
+    _check_types,
+    _int_range("port", 0, 65535),
+    _int_range("fd", 0, optional=True),
+    _check_http,
+    _check_ws,
+    _check_loop,
+    _choice("lifespan", LIFESPAN_CHOICES),
+    _choice("interface", INTERFACE_CHOICES),
+    _check_log_level,
+    _check_workers,
+    _int_range("ws_max_size", 1),
+    _int_range("ws_max_queue", 1),
+    _non_negative("ws_ping_interval", optional=True),
+    _non_negative("ws_ping_timeout", optional=True),
+    _int_range("backlog", 1),
+    _int_range("limit_concurrency", 1, optional=True),
+    _int_range("limit_max_requests", 1, optional=True),
+    _int_range("limit_max_requests_jitter", 0),
+    _non_negative("timeout_keep_alive"),
+    _non_negative("timeout_graceful_shutdown", optional=True),
+    _non_negative("timeout_worker_healthcheck"),
+    _non_negative("reload_delay"),
+    _non_negative("timeout_request_header"),
+    _non_negative("timeout_request_body"),
+    _non_negative("timeout_send"),
+    _non_negative("timeout_lifespan_startup", optional=True),
+    _int_range("limit_request_line", 64),
+    _int_range("limit_request_fields", 1),
+    _int_range("limit_request_head_size", 256),
+    _int_range("h11_max_incomplete_event_size", 1, optional=True),
+    _check_ssl,
+    _check_proxies,
+    _check_headers,
+    _check_reload_lists,
+)
+
+
+def _read_options() -> tuple[OptionInfo, ...]:
+    infos = []
+    for f in dataclasses.fields(Config):
+        if f.name == "app":
+            continue
+        meta = f.metadata
+        flag = meta["flag"]
+        if flag is True:
+            flag = "--" + f.name.replace("_", "-")
+        default = f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore[misc]
+        is_flag = isinstance(default, bool) and meta["type"] is not bool
+        if f.name == "use_colors":
+            is_flag = True
+        cli = CliSpec(
+            flag=flag or None,
+            type=meta["type"],
+            choices=meta["choices"],
+            is_flag=is_flag,
+            secondary=meta["secondary"],
+            multiple=meta["multiple"],
+            metavar=meta["metavar"],
+        )
+        infos.append(
+            OptionInfo(
+                name=f.name,
+                default=default,
+                help=meta["help"],
+                cli=cli,
+                hatchway_only=meta["hatchway_only"],
+                differs=meta["differs"],
+            )
+        )
+    return tuple(infos)
+
+
+#: Every option, in declaration order. The CLI, docs and checker read this; nothing else lists names.
+OPTIONS: tuple[OptionInfo, ...] = _read_options()
+OPTION_NAMES: frozenset[str] = frozenset(o.name for o in OPTIONS)
+#: Keyword arguments ``run()`` accepts: every option plus the app.
+RUN_PARAMETERS: frozenset[str] = OPTION_NAMES | {"app"}
+
+
+def _unknown_keywords(kwargs: Mapping[str, Any]) -> list[Problem]:
+    problems = []
+    for name in kwargs:
+        if name in RUN_PARAMETERS:
+            continue
+        near = closest(name, OPTION_NAMES)
+        hint = f"did you mean {near!r}?" if near else "see `hatchway --help` for the options"
+        problems.append(Problem(name, "unknown option", "HW100", hint))
+    return problems
+
+
+_generated_init = Config.__init__
+
+
+@functools.wraps(_generated_init)
+def _init(self: Config, *args: Any, **kwargs: Any) -> None:
+    # Unknown names are reported together with every bad value, in one ConfigError.
+    unknown = _unknown_keywords(kwargs)
+    if not unknown:
+        _generated_init(self, *args, **kwargs)
+        return
+    known = {k: v for k, v in kwargs.items() if k in RUN_PARAMETERS}
+    try:
+        _generated_init(self, *args, **known)
+    except ConfigError as exc:
+        raise ConfigError([*unknown, *exc.problems]) from None
+    raise ConfigError(unknown)
+
+
+Config.__init__ = _init  # type: ignore[method-assign]

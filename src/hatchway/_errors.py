@@ -1,0 +1,144 @@
+"""The one exception tree of hatchway; library code raises these, only the CLI turns them into exit codes.
+
+::
+
+    HatchwayError                  every error hatchway raises on purpose
+    ├── ConfigError                bad options; carries every Problem found (also a ValueError)
+    ├── StartupError               the server could not start; ``__cause__`` holds the original error
+    │   ├── AppImportError         the application could not be imported or built
+    │   ├── BindError              a socket could not be bound (address in use, permission denied, ...)
+    │   ├── LifespanStartupError   the app's lifespan start-up failed or timed out
+    │   └── WorkerStartupError     a worker or reload child failed while starting
+    └── ServerStateError           a Server used in a state that does not allow it (already running, ...)
+
+Every error has a stable ``code`` (``HW1xx`` configuration, ``HW2xx`` import, ``HW3xx`` sockets, ``HW4xx``
+lifespan, ``HW5xx`` processes); ``docs/errors.md`` has one entry per code with the fix.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+DOCS_URL = "docs/errors.md"
+
+
+def docs_ref(code: str) -> str:
+    """Where the catalogue entry for ``code`` lives, as printed at the end of messages."""
+    return f"{DOCS_URL}#{code.lower()}"
+
+
+class HatchwayError(Exception):
+    """Base class of every error hatchway raises on purpose."""
+
+    code: str = "HW000"
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing wrong with a configuration: which option, what was expected, what was got."""
+
+    option: str
+    message: str
+    code: str = "HW100"
+    hint: str | None = None
+
+    def __str__(self) -> str:
+        text = f"{self.option}: {self.message}"
+        if self.hint:
+            text += f" ({self.hint})"
+        return text
+
+
+class ConfigError(HatchwayError, ValueError):
+    """The options are invalid; ``problems`` lists every one of them, not just the first."""
+
+    code = "HW100"
+
+    def __init__(self, problems: Sequence[Problem] | str, *, code: str | None = None) -> None:
+        if isinstance(problems, str):
+            problems = [Problem(option="config", message=problems, code=code or self.code)]
+        self.problems: tuple[Problem, ...] = tuple(problems)
+        self.code = code or (self.problems[0].code if self.problems else self.code)
+        super().__init__(self._render())
+
+    def _render(self) -> str:
+        if len(self.problems) == 1:
+            problem = self.problems[0]
+            return f"{problem} [{problem.code}, see {docs_ref(problem.code)}]"
+        lines = [f"{len(self.problems)} invalid options:"]
+        lines += [f"  - {p} [{p.code}]" for p in self.problems]
+        lines.append(f"See {docs_ref(self.code)}")
+        return "\n".join(lines)
+
+    @property
+    def options(self) -> list[str]:
+        """The names of the options found wrong, in the order they were checked."""
+        return [p.option for p in self.problems]
+
+
+class StartupError(HatchwayError):
+    """The server could not start. The original exception, if any, is ``__cause__``."""
+
+    code = "HW300"
+
+    def __init__(self, message: str, *, code: str | None = None) -> None:
+        if code is not None:
+            self.code = code
+        self.message = message
+        super().__init__(f"{message} [{self.code}, see {docs_ref(self.code)}]")
+
+
+class AppImportError(StartupError):
+    """The application could not be imported, found, or built by its factory."""
+
+    code = "HW200"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        code: str | None = None,
+        import_string: str | None = None,
+        user_traceback: str | None = None,
+    ) -> None:
+        self.import_string = import_string
+        #: The traceback of the user's own code (hatchway's frames trimmed), when their module raised.
+        self.user_traceback = user_traceback
+        super().__init__(message, code=code)
+
+
+class BindError(StartupError):
+    """A listening socket could not be bound."""
+
+    code = "HW302"
+
+    def __init__(self, message: str, *, code: str | None = None, address: str | None = None) -> None:
+        self.address = address
+        super().__init__(message, code=code)
+
+
+class LifespanStartupError(StartupError):
+    """The application's lifespan start-up failed (``lifespan.startup.failed``, an exception, or a timeout)."""
+
+    code = "HW400"
+
+
+class WorkerStartupError(StartupError):
+    """A child process (worker or reload child) failed while starting, so the supervisor gave up."""
+
+    code = "HW500"
+
+
+class ServerStateError(HatchwayError, RuntimeError):
+    """A ``Server`` was used in a state that does not allow it, e.g. started twice at once."""
+
+    code = "HW501"
+
+
+def closest(name: str, candidates: Iterable[str]) -> str | None:
+    """The candidate most like ``name``, for did-you-mean hints; None when nothing is close."""
+    import difflib
+
+    found = difflib.get_close_matches(name, list(candidates), n=1, cutoff=0.6)
+    return found[0] if found else None

@@ -1,0 +1,378 @@
+"""One request/response exchange: ASGI receive/send ordering, response framing and keep-alive; no transport.
+
+The cycle talks to its connection through the small ``Conn`` interface (write, drain, read control,
+completion), so every framing rule here can be exercised without a socket.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import http
+import logging
+import re
+from typing import TYPE_CHECKING, Any, Protocol
+
+from hatchway._logs import access_logger, escape, logger
+
+if TYPE_CHECKING:
+    from hatchway._state import ServerState
+
+Scope = dict[str, Any]
+Message = dict[str, Any]
+
+HIGH_WATER = 65536
+
+# RFC 9110 5.1 token characters; anything else in a response header name is refused.
+_INVALID_NAME = re.compile(rb"[^!#$%&'*+\-.^_`|~0-9A-Za-z]")
+# CR, LF and NUL (and other controls but tab) in a value would split or corrupt the response.
+_INVALID_VALUE = re.compile(rb"[\x00-\x08\x0a-\x1f\x7f]")
+
+_STATUS_LINES: dict[int, bytes] = {}
+
+
+def status_line(status: int) -> bytes:
+    line = _STATUS_LINES.get(status)
+    if line is None:
+        try:
+            phrase = http.HTTPStatus(status).phrase.encode("ascii")
+        except ValueError:
+            phrase = b""
+        line = _STATUS_LINES[status] = b"HTTP/1.1 %d %s\r\n" % (status, phrase)
+    return line
+
+
+def plain_response(status: int, text: str, default_headers: bytes, *, close: bool = True) -> bytes:
+    """A complete small text/plain response, as hatchway sends for errors it answers itself."""
+    body = text.encode("utf-8")
+    return b"".join(
+        (
+            status_line(status),
+            default_headers,
+            b"content-type: text/plain; charset=utf-8\r\ncontent-length: %d\r\n" % len(body),
+            b"connection: close\r\n\r\n" if close else b"\r\n",
+            body,
+        )
+    )
+
+
+class ClientDisconnected(OSError):
+    """``send`` was called after the client went away (ASGI: a server-specific OSError)."""
+
+
+class Conn(Protocol):
+    """What a cycle needs from its connection."""
+
+    write_paused: bool
+
+    def write(self, data: bytes) -> None: ...
+    async def drain(self) -> None: ...
+    def resume_reading(self) -> None: ...
+    def wait_for_body(self, cycle: Cycle) -> None: ...
+    def cycle_done(self, cycle: Cycle) -> None: ...
+    def close(self) -> None: ...
+
+
+_NO_BODY_STATUS = frozenset({204, 304})
+
+
+class Cycle:
+    """The ASGI ``receive``/``send`` pair for one request, and the framing of its response."""
+
+    __slots__ = (
+        "_conn",
+        "_content_length",
+        "_head",
+        "_state",
+        "body",
+        "body_size",
+        "chunked",
+        "disconnected",
+        "expect_continue",
+        "final_delivered",
+        "flush_scheduled",
+        "is_head",
+        "keep_alive",
+        "message_event",
+        "more_body",
+        "request_complete",
+        "response_complete",
+        "response_started",
+        "scope",
+        "status",
+    )
+
+    def __init__(
+        self, scope: Scope, conn: Conn, state: ServerState, keep_alive: bool, expect_continue: bool
+    ) -> None:
+        self.scope = scope
+        self._conn = conn
+        self._state = state
+        self.keep_alive = keep_alive
+        self.expect_continue = expect_continue
+        self.is_head = scope["method"] == "HEAD"
+        self.body: list[bytes] = []
+        self.body_size = 0
+        self.more_body = True
+        self.final_delivered = False
+        self.request_complete = False
+        self.disconnected = False
+        self.response_started = False
+        self.response_complete = False
+        self.message_event = asyncio.Event()
+        self.status = 0
+        self.chunked = False
+        self._content_length: int | None = None
+        self._head: bytes | None = None
+        self.flush_scheduled = False
+
+    # -- events from the connection ----------------------------------------------------------------
+    def body_received(self, data: bytes) -> None:
+        self.body.append(data)
+        self.body_size += len(data)
+        self.message_event.set()
+
+    def request_ended(self) -> None:
+        self.more_body = False
+        self.request_complete = True
+        self.message_event.set()
+
+    def connection_lost(self) -> None:
+        self.disconnected = True
+        self.message_event.set()
+
+    # -- ASGI ---------------------------------------------------------------------------------------
+    async def receive(self) -> Message:
+        if self.expect_continue and not self.disconnected and not self.response_started:
+            self._conn.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+            self.expect_continue = False
+        if not self.disconnected and not self.response_complete and not self.body:
+            if self.more_body:
+                self._conn.resume_reading()
+                self._conn.wait_for_body(self)
+                self.message_event.clear()
+                await self.message_event.wait()
+            elif self.final_delivered:
+                # The whole body was delivered: as in uvicorn, the next receive waits for the client to go.
+                self.message_event.clear()
+                await self.message_event.wait()
+        if self.disconnected or self.response_complete:
+            return {"type": "http.disconnect"}
+        body = self.body[0] if len(self.body) == 1 else b"".join(self.body)
+        self.body.clear()
+        self.body_size = 0
+        more_body = self.more_body
+        if not more_body:
+            self.final_delivered = True
+        return {"type": "http.request", "body": body, "more_body": more_body}
+
+    async def send(self, message: Message) -> None:
+        kind = message["type"]
+        if kind == "http.response.body":
+            if not self.response_started or self.response_complete:
+                if self.response_complete:
+                    raise RuntimeError("Unexpected ASGI message 'http.response.body' sent, after response already completed.")
+                raise RuntimeError("Unexpected ASGI message 'http.response.body' sent, before 'http.response.start'.")
+            if self.disconnected:
+                raise ClientDisconnected("the client disconnected")
+            body = message.get("body", b"")
+            more_body = message.get("more_body", False)
+            self._write_body(body, more_body)
+            if self._conn.write_paused:
+                await self._conn.drain()
+                if self.disconnected and more_body:
+                    raise ClientDisconnected("the client disconnected")
+            return
+        if kind == "http.response.start":
+            if self.response_started:
+                raise RuntimeError("Unexpected ASGI message 'http.response.start' sent, after response already started.")
+            self._start(message)
+            return
+        raise RuntimeError(f"Unexpected ASGI message {kind!r} sent for an HTTP request.")
+
+    # -- response framing ----------------------------------------------------------------------------
+    def _start(self, message: Message) -> None:
+        status = message["status"]
+        if not isinstance(status, int) or not 100 <= status <= 999:
+            raise RuntimeError(f"Invalid HTTP status code {status!r} in response.")
+        self.response_started = True
+        self.status = status
+        parts = [status_line(status), b""]
+        content_length: int | None = None
+        overrides_defaults = False
+        for name, value in message.get("headers", ()):
+            if _INVALID_NAME.search(name) or not name:
+                raise RuntimeError(f"Invalid HTTP header name {name!r} in response.")
+            if _INVALID_VALUE.search(value):
+                raise RuntimeError(f"Invalid HTTP header value {value!r} in response.")
+            lname = name.lower()
+            if lname == b"content-length":
+                if not value.strip().isdigit():
+                    raise RuntimeError(f"Invalid Content-Length {value!r} in response.")
+                content_length = int(value)
+            elif lname == b"transfer-encoding":
+                # hatchway frames the body itself; the app's own chunked marker would double it.
+                if value.strip().lower() == b"chunked":
+                    self.chunked = True
+                    continue
+            elif lname == b"connection":
+                if b"close" in value.lower():
+                    self.keep_alive = False
+                    continue
+            elif lname == b"server" or lname == b"date":
+                overrides_defaults = True
+            parts.append(b"%s: %s\r\n" % (name, value))
+        parts[1] = self._default_headers(overrides_defaults)
+        self._content_length = content_length
+        if content_length is not None:
+            self.chunked = False
+        self._head = b"".join(parts)
+        if not self.flush_scheduled:
+            # Send the head with the first body message (one write), or on the next loop turn if the
+            # app waits before sending any body.
+            self.flush_scheduled = True
+            asyncio.get_running_loop().call_soon(self._flush_head)
+
+    def _default_headers(self, overrides: bool) -> bytes:
+        defaults = self._state.default_headers()
+        if not overrides:
+            return defaults
+        return b"".join(
+            line + b"\r\n"
+            for line in defaults.split(b"\r\n")
+            if line and line.split(b":", 1)[0] not in (b"server", b"date")
+        )
+
+    def _no_body(self) -> bool:
+        return self.is_head or self.status in _NO_BODY_STATUS or self.status < 200
+
+    def _finish_head(self, first_body: bytes | None, final: bool) -> bytes:
+        head = self._head or b""
+        self._head = None
+        framing = b""
+        if self._no_body():
+            self.chunked = False
+        elif self._content_length is None:
+            if final and first_body is not None:
+                self._content_length = len(first_body)
+                framing = b"content-length: %d\r\n" % len(first_body)
+                self.chunked = False
+            elif self.scope["http_version"] == "1.1":
+                self.chunked = True
+                framing = b"transfer-encoding: chunked\r\n"
+            else:
+                self.keep_alive = False
+        elif self.chunked:
+            self.chunked = False
+        if self.chunked and self._content_length is None and not framing:
+            framing = b"transfer-encoding: chunked\r\n"
+        if not self.keep_alive:
+            framing += b"connection: close\r\n"
+        return head + framing + b"\r\n"
+
+    def _flush_head(self) -> None:
+        if self._head is not None and not self.disconnected:
+            self._conn.write(self._finish_head(None, False))
+
+    def _write_body(self, body: bytes, more_body: bool) -> None:
+        head = self._finish_head(body, not more_body) if self._head is not None else b""
+        if self._no_body():
+            out = head
+        elif self.chunked:
+            out = head + (b"%x\r\n%s\r\n" % (len(body), body) if body else b"")
+            if not more_body:
+                out += b"0\r\n\r\n"
+        elif self._content_length is not None:
+            remaining = self._content_length
+            if len(body) > remaining:
+                logger.error("Response content longer than Content-Length; the connection is closed.")
+                self._conn.write(head + body[:remaining])
+                self._abort_response()
+                return
+            self._content_length = remaining - len(body)
+            out = head + body
+            if not more_body and self._content_length:
+                logger.error("Response content shorter than Content-Length; the connection is closed.")
+                self._conn.write(out)
+                self._abort_response()
+                return
+        else:
+            out = head + body
+        if out:
+            self._conn.write(out)
+        if not more_body:
+            self._complete()
+
+    def _abort_response(self) -> None:
+        self.keep_alive = False
+        self.response_complete = True
+        self.message_event.set()
+        self._conn.close()
+
+    def _complete(self) -> None:
+        self.response_complete = True
+        self.message_event.set()
+        if access_logger.isEnabledFor(logging.INFO) and self._state.access_log:
+            self._log_access()
+        self._conn.cycle_done(self)
+
+    def _log_access(self) -> None:
+        scope = self.scope
+        client = scope.get("client")
+        client_addr = f"{client[0]}:{client[1]}" if client else "-"
+        path = scope["raw_path"].decode("latin-1")
+        if scope["query_string"]:
+            path += "?" + scope["query_string"].decode("latin-1")
+        access_logger.info(
+            '%s - "%s %s HTTP/%s" %d',
+            escape(client_addr),
+            escape(scope["method"]),
+            escape(path),
+            scope["http_version"],
+            self.status,
+        )
+
+    # -- running the app ----------------------------------------------------------------------------
+    async def run_asgi(self, app: Any) -> None:
+        try:
+            result = await app(self.scope, self.receive, self.send)
+        except ClientDisconnected:
+            logger.debug("The client disconnected while the response was being sent.")
+        except BaseException as exc:
+            if isinstance(exc, asyncio.CancelledError) and self.disconnected:
+                raise
+            self._app_failed(exc)
+            if not isinstance(exc, Exception):
+                raise
+        else:
+            if result is not None:
+                logger.error("ASGI callable should return None, but returned %r.", result)
+            if not self.response_started:
+                if not self.disconnected:
+                    logger.error("ASGI callable returned without starting response.")
+                    self._send_500()
+            elif not self.response_complete and not self.disconnected:
+                logger.error("ASGI callable returned without completing response.")
+                self._abort_response()
+        finally:
+            self.scope = {}  # break the cycle scope -> app references early
+
+    def _app_failed(self, exc: BaseException) -> None:
+        if self.disconnected and self.response_started:
+            logger.debug("Exception after the client disconnected", exc_info=exc)
+            return
+        logger.error("Exception in ASGI application\n", exc_info=exc)
+        if not self.response_started:
+            self._send_500()
+        elif not self.response_complete:
+            # Part of a response is out: close, so the client sees truncation rather than success.
+            self._abort_response()
+
+    def _send_500(self) -> None:
+        if self.disconnected:
+            return
+        self.response_started = True
+        self.status = 500
+        self.keep_alive = False
+        self._head = None
+        self._conn.write(plain_response(500, "Internal Server Error", self._state.default_headers()))
+        self._complete()

@@ -1,0 +1,444 @@
+"""The one asyncio.Protocol for HTTP/1.1: codec events to cycles, pipelining, flow control and timers.
+
+The adapter is mechanical: feed bytes to the codec, act on each event, write what cycles produce.
+All timers live here: the request-head timeout (slow clients), keep-alive idle, body idle and send.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+from collections import deque
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+from urllib.parse import unquote_to_bytes
+
+from hatchway._http.cycle import HIGH_WATER, Cycle, plain_response
+from hatchway._http.events import Body, Codec, ParseError, RequestEnd, RequestHead
+from hatchway._logs import logger
+from hatchway._proxy import TrustedProxies, apply_proxy_headers
+
+if TYPE_CHECKING:
+    from hatchway._config import Config
+    from hatchway._state import ServerState
+
+_PIPELINE_MAX = 64  # parsed-but-unanswered requests held before reading pauses
+
+
+def make_codec_factory(config: Config) -> Callable[[], Codec]:
+    """The codec class ``config.http`` names, bound to the configured limits."""
+    choice = config.http
+    if choice in ("auto", "httptools"):
+        try:
+            from hatchway._http.httptools_codec import HttptoolsCodec
+
+            return lambda: HttptoolsCodec(config)
+        except ImportError:
+            if choice == "httptools":
+                raise
+    from hatchway._http.h11_codec import H11Codec
+
+    size = config.h11_max_incomplete_event_size
+    return lambda: H11Codec(config, size)
+
+
+def decode_path(raw_path: bytes) -> str:
+    if b"%" in raw_path:
+        return unquote_to_bytes(raw_path).decode("utf-8", "surrogateescape")
+    try:
+        return raw_path.decode("ascii")
+    except UnicodeDecodeError:
+        return raw_path.decode("utf-8", "surrogateescape")
+
+
+def peer_address(transport: asyncio.BaseTransport, key: str) -> Any:
+    info = transport.get_extra_info(key)
+    if isinstance(info, (tuple, list)) and len(info) >= 2:
+        return (str(info[0]), int(info[1]))
+    if isinstance(info, str) and info:
+        return (info, None) if key == "sockname" else None
+    return None
+
+
+class HttpProtocol(asyncio.Protocol):
+    """One client connection speaking HTTP/1.1."""
+
+    def __init__(
+        self,
+        config: Config,
+        state: ServerState,
+        app: Any,
+        codec_factory: Callable[[], Codec],
+        trusted: TrustedProxies | None,
+        loop: asyncio.AbstractEventLoop | None = None,
+    ) -> None:
+        self.config = config
+        self.state = state
+        self.app = app
+        self.loop = loop or asyncio.get_event_loop()
+        self.codec = codec_factory()
+        self.trusted = trusted
+        self.root_path = config.root_path
+        self.root_path_bytes = config.root_path.encode("ascii", "replace")
+        self.transport: asyncio.Transport = None  # type: ignore[assignment]
+        self.server: Any = None
+        self.client: Any = None
+        self.scheme = "http"
+        self.proxy_peer: str | None = None
+        self.use_proxy = False
+        # The cycle whose response is being produced, and the parsed requests waiting their turn.
+        self.cycle: Cycle | None = None
+        self.pipeline: deque[Cycle | ParseError | RequestHead] = deque()
+        self.body_target: Cycle | None = None
+        self.write_paused = False
+        self.reading_paused = False
+        self._drain_waiter: asyncio.Future[None] | None = None
+        self._timer: asyncio.TimerHandle | None = None
+        self._timer_kind = ""
+        self._body_timer: asyncio.TimerHandle | None = None
+        self._send_timer: asyncio.TimerHandle | None = None
+        self.closed = False
+        self.closing = False
+
+    # -- asyncio callbacks --------------------------------------------------------------------------
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+        self.state.connections.add(self)
+        self.server = peer_address(transport, "sockname")
+        self.client = peer_address(transport, "peername")
+        if transport.get_extra_info("sslcontext") is not None:
+            self.scheme = "https"
+        if self.trusted is not None:
+            # On a UNIX socket the peer has no address: its literal is the socket path.
+            host = self.client[0] if self.client else (self.server[0] if self.server else None)
+            self.use_proxy = host in self.trusted
+            self.proxy_peer = host
+        if self.state.shutting_down:
+            transport.close()
+            return
+        self._arm("head", self.config.timeout_request_header, self._on_timeout)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closed = True
+        self.state.connection_closed(self)
+        self._cancel_timers()
+        for item in (self.cycle, *self.pipeline):
+            if isinstance(item, Cycle):
+                item.connection_lost()
+        self.pipeline.clear()
+        waiter, self._drain_waiter = self._drain_waiter, None
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    def eof_received(self) -> bool | None:
+        # A half-closed client may still be waiting for its response; close once it has been sent.
+        if self.cycle is not None and not self.cycle.response_complete:
+            self.cycle.keep_alive = False
+            self.pipeline.clear()
+            return True
+        return None
+
+    def data_received(self, data: bytes) -> None:
+        if self._timer_kind == "keep-alive":
+            # The next request has begun: the head must now arrive within the head timeout.
+            self._arm("head", self.config.timeout_request_header, self._on_timeout)
+        for event in self.codec.feed(data):
+            cls = event.__class__
+            if cls is Body:
+                target = self.body_target
+                if target is not None:
+                    target.body_received(event.data)  # type: ignore[union-attr]
+                    if self._body_timer is not None:
+                        self._body_timer.cancel()
+                        self._body_timer = None
+                    if target.body_size > HIGH_WATER and not self.reading_paused:
+                        self.pause_reading()
+            elif cls is RequestHead:
+                self._on_head(event)  # type: ignore[arg-type]
+            elif cls is RequestEnd:
+                target = self.body_target
+                self.body_target = None
+                if target is not None:
+                    target.request_ended()
+                    if target.response_complete and target is self.cycle:
+                        self._next()
+            else:
+                self._on_parse_error(event)  # type: ignore[arg-type]
+                return
+
+    def pause_writing(self) -> None:
+        self.write_paused = True
+        if self.config.timeout_send:
+            self._send_timer = self.loop.call_later(self.config.timeout_send, self._on_send_timeout)
+
+    def resume_writing(self) -> None:
+        self.write_paused = False
+        if self._send_timer is not None:
+            self._send_timer.cancel()
+            self._send_timer = None
+        waiter, self._drain_waiter = self._drain_waiter, None
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    # -- the Conn interface used by cycles ----------------------------------------------------------
+    def write(self, data: bytes) -> None:
+        if not self.closed:
+            self.transport.write(data)
+
+    async def drain(self) -> None:
+        if not self.write_paused or self.closed:
+            return
+        if self._drain_waiter is None:
+            self._drain_waiter = self.loop.create_future()
+        await asyncio.shield(self._drain_waiter)
+
+    def pause_reading(self) -> None:
+        if not self.reading_paused and not self.closed:
+            self.reading_paused = True
+            self.transport.pause_reading()
+
+    def resume_reading(self) -> None:
+        if self.reading_paused and not self.closed:
+            self.reading_paused = False
+            self.transport.resume_reading()
+
+    def wait_for_body(self, cycle: Cycle) -> None:
+        timeout = self.config.timeout_request_body
+        if timeout and self._body_timer is None and cycle is self.body_target:
+            self._body_timer = self.loop.call_later(timeout, self._on_body_timeout, cycle)
+
+    def close(self) -> None:
+        if not self.closed:
+            self.closing = True
+            self.transport.close()
+
+    def cycle_done(self, cycle: Cycle) -> None:
+        self.state.count_request()
+        if not cycle.keep_alive or self.closing:
+            self.close()
+            return
+        if cycle.request_complete:
+            self._next()
+        # Otherwise the rest of the request body is read and dropped; the next request follows its end.
+
+    # -- requests -----------------------------------------------------------------------------------
+    def _on_head(self, head: RequestHead) -> None:
+        if self._timer_kind == "head":
+            self._cancel_timer()
+        if self.cycle is None and not self.pipeline:
+            self._start(head)
+        else:
+            self.pipeline.append(head if head.upgrade else self._make_cycle(head))
+            if len(self.pipeline) > _PIPELINE_MAX:
+                self.pause_reading()
+
+    def _make_cycle(self, head: RequestHead) -> Cycle:
+        cycle = Cycle(self._scope(head), self, self.state, head.keep_alive, head.expect_continue)
+        self.body_target = cycle
+        return cycle
+
+    def _start(self, item: RequestHead | Cycle) -> None:
+        if isinstance(item, RequestHead):
+            if item.upgrade == b"websocket" and self._try_websocket(item):
+                return
+            cycle = self._make_cycle(item)
+        else:
+            cycle = item
+        self.cycle = cycle
+        if self.closing or self.state.shutting_down:
+            cycle.keep_alive = False
+        app = self.app
+        limit = self.config.limit_concurrency
+        if limit is not None and (len(self.state.connections) > limit or len(self.state.tasks) >= limit):
+            logger.warning("Exceeded concurrency limit.")
+            app = service_unavailable
+        coro = cycle.run_asgi(app)
+        if self.config.reset_contextvars:
+            task = contextvars.Context().run(self.loop.create_task, coro)
+        else:
+            task = self.loop.create_task(coro)
+        self.state.tasks.add(task)
+        task.add_done_callback(self.state.tasks.discard)
+
+    def _next(self) -> None:
+        self.cycle = None
+        if self.closed:
+            return
+        events = self.codec.next_cycle()
+        if self.pipeline:
+            item = self.pipeline.popleft()
+            if isinstance(item, ParseError):
+                self._on_parse_error(item)
+                return
+            if self.reading_paused and len(self.pipeline) < _PIPELINE_MAX // 2:
+                self.resume_reading()
+            self._start(item)
+        else:
+            self.resume_reading()
+            self._arm("keep-alive", self.config.timeout_keep_alive, self._on_timeout)
+        if events:
+            self._replay(events)
+
+    def _replay(self, events: list[Any]) -> None:
+        # Events parsed after a cycle boundary (h11 holds the next request until the previous is done).
+        for event in events:
+            if isinstance(event, RequestHead):
+                self._on_head(event)
+            elif isinstance(event, Body):
+                if self.body_target is not None:
+                    self.body_target.body_received(event.data)
+            elif isinstance(event, RequestEnd):
+                target, self.body_target = self.body_target, None
+                if target is not None:
+                    target.request_ended()
+                    if target.response_complete and target is self.cycle:
+                        self._next()
+            else:
+                self._on_parse_error(event)
+                return
+
+    def _on_parse_error(self, error: ParseError) -> None:
+        if self.cycle is not None:
+            # Answer in order: the requests already accepted come first.
+            self.pipeline.append(error)
+            self.pause_reading()
+            if self.body_target is not None and not self.body_target.request_complete:
+                self.body_target.connection_lost()
+            return
+        self._cancel_timer()
+        logger.warning("Invalid HTTP request received: %s", error.reason)
+        self.write(plain_response(error.status, _ERROR_TEXT.get(error.status, "Bad Request"), self.state.default_headers()))
+        self.close()
+
+    def _scope(self, head: RequestHead) -> dict[str, Any]:
+        raw_path = head.raw_path
+        path = decode_path(raw_path)
+        if self.root_path:
+            path = self.root_path + path
+            raw_path = self.root_path_bytes + raw_path
+        client = self.client
+        scheme = self.scheme
+        if self.use_proxy:
+            scheme, client = apply_proxy_headers(self.trusted, self.proxy_peer, head.headers, scheme, client)  # type: ignore[arg-type]
+        return {
+            "type": "http",
+            "asgi": {"version": "3.0", "spec_version": "2.4"},
+            "http_version": head.http_version,
+            "server": self.server,
+            "client": client,
+            "scheme": scheme,
+            "method": head.method,
+            "root_path": self.root_path,
+            "path": path,
+            "raw_path": raw_path,
+            "query_string": head.query,
+            "headers": head.headers,
+            "state": self.state.lifespan_state.copy(),
+            "extensions": {},
+        }
+
+    def _try_websocket(self, head: RequestHead) -> bool:
+        if self.config.ws == "none":
+            return False
+        try:
+            from hatchway._websocket import start_websocket
+        except ImportError:  # pragma: no cover - websockets is a dependency
+            logger.warning("Unsupported upgrade request: the websockets library is not installed.")
+            return False
+        self._cancel_timers()
+        self.closed = True  # this protocol no longer owns the transport
+        self.state.connection_closed(self)
+        scope = self._scope(head)
+        scope["type"] = "websocket"
+        scope["scheme"] = "wss" if scope["scheme"] in ("https", "wss") else "ws"
+        del scope["method"], scope["http_version"]
+        scope["http_version"] = head.http_version
+        scope["subprotocols"] = [
+            p.strip().decode("latin-1")
+            for name, value in head.headers
+            if name == b"sec-websocket-protocol"
+            for p in value.split(b",")
+            if p.strip()
+        ]
+        scope["extensions"] = {"websocket.http.response": {}}
+        start_websocket(self.transport, self.config, self.state, self.app, scope, head, self.codec.trailing_data())
+        return True
+
+    # -- shutdown and timers ------------------------------------------------------------------------
+    def shutdown(self) -> None:
+        """Graceful: close now if idle, else after the response in progress."""
+        self.closing = True
+        self.pipeline.clear()
+        if self.cycle is None or self.cycle.response_complete:
+            self.close()
+        else:
+            self.cycle.keep_alive = False
+
+    def abort(self) -> None:
+        if not self.closed:
+            self.transport.abort()
+
+    def _arm(self, kind: str, delay: float, callback: Callable[[], None]) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+        self._timer_kind = kind
+        self._timer = self.loop.call_later(delay, callback) if delay else None
+
+    def _cancel_timer(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        self._timer_kind = ""
+
+    def _cancel_timers(self) -> None:
+        self._cancel_timer()
+        for timer in (self._body_timer, self._send_timer):
+            if timer is not None:
+                timer.cancel()
+        self._body_timer = self._send_timer = None
+
+    def _on_timeout(self) -> None:
+        self._timer = None
+        if self._timer_kind == "head" and self.cycle is None:
+            logger.debug("Request head not received within %ss; closing.", self.config.timeout_request_header)
+            self.write(plain_response(408, "Request Timeout", self.state.default_headers()))
+        self.close()
+
+    def _on_body_timeout(self, cycle: Cycle) -> None:
+        self._body_timer = None
+        if cycle.request_complete or self.closed:
+            return
+        logger.debug("No request body received for %ss; closing.", self.config.timeout_request_body)
+        if not cycle.response_started:
+            cycle.response_started = True
+            self.write(plain_response(408, "Request Timeout", self.state.default_headers()))
+        self.abort()
+
+    def _on_send_timeout(self) -> None:
+        self._send_timer = None
+        if self.write_paused:
+            logger.debug("Client read nothing for %ss; closing.", self.config.timeout_send)
+            self.abort()
+
+
+_ERROR_TEXT = {
+    400: "Bad Request",
+    408: "Request Timeout",
+    413: "Content Too Large",
+    414: "URI Too Long",
+    431: "Request Header Fields Too Large",
+    501: "Not Implemented",
+    505: "HTTP Version Not Supported",
+}
+
+
+async def service_unavailable(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 503,
+            "headers": [(b"content-type", b"text/plain; charset=utf-8"), (b"connection", b"close")],
+        }
+    )
+    await send({"type": "http.response.body", "body": b"Service Unavailable"})
+

@@ -1,0 +1,155 @@
+"""Logger names, the default formatters, the access-log line, and applying ``log_config``/``log_level``."""
+
+from __future__ import annotations
+
+import http
+import json
+import logging
+import logging.config
+import os
+import sys
+from copy import copy
+from typing import TYPE_CHECKING, Any, Literal
+
+from hatchway._config import LOG_LEVELS, TRACE_LOG_LEVEL
+from hatchway._errors import ConfigError, Problem
+
+if TYPE_CHECKING:
+    from hatchway._config import Config
+
+logger = logging.getLogger("hatchway.error")
+access_logger = logging.getLogger("hatchway.access")
+
+_COLORS = {
+    TRACE_LOG_LEVEL: "34",
+    logging.DEBUG: "36",
+    logging.INFO: "32",
+    logging.WARNING: "33",
+    logging.ERROR: "31",
+    logging.CRITICAL: "91",
+}
+_STATUS_COLORS = {1: "97", 2: "32", 3: "33", 4: "31", 5: "91"}
+
+
+def _style(text: str, code: str, bold: bool = False) -> str:
+    return f"\033[{'1;' if bold else ''}{code}m{text}\033[0m"
+
+
+def escape(text: str) -> str:
+    """Make client-supplied text safe for one log line: control characters become escapes."""
+    if text.isprintable():
+        return text
+    return text.encode("unicode_escape", "backslashreplace").decode("ascii").replace('"', '\\"')
+
+
+class ColourizedFormatter(logging.Formatter):
+    """Prefix the level name (coloured on terminals); ``extra={"color_message": ...}`` is used when colouring."""
+
+    def __init__(
+        self,
+        fmt: str | None = None,
+        datefmt: str | None = None,
+        style: Literal["%", "{", "$"] = "%",
+        use_colors: bool | None = None,
+    ) -> None:
+        self.use_colors = use_colors if use_colors in (True, False) else self.should_use_colors()
+        super().__init__(fmt=fmt, datefmt=datefmt, style=style)
+
+    def should_use_colors(self) -> bool:
+        return sys.stderr.isatty()
+
+    def formatMessage(self, record: logging.LogRecord) -> str:
+        recordcopy = copy(record)
+        levelname = recordcopy.levelname
+        separator = " " * max(1, 8 - len(levelname))
+        if self.use_colors:
+            levelname = _style(levelname, _COLORS.get(recordcopy.levelno, "0"))
+            if "color_message" in recordcopy.__dict__:
+                recordcopy.msg = recordcopy.__dict__["color_message"]
+                recordcopy.__dict__["message"] = recordcopy.getMessage()
+        recordcopy.__dict__["levelprefix"] = levelname + ":" + separator
+        return super().formatMessage(recordcopy)
+
+
+class DefaultFormatter(ColourizedFormatter):
+    """The formatter of ``hatchway.error``."""
+
+
+class AccessFormatter(ColourizedFormatter):
+    """Formats ``(client_addr, method, path, http_version, status)`` records as uvicorn does."""
+
+    def should_use_colors(self) -> bool:
+        return sys.stdout.isatty()
+
+    def formatMessage(self, record: logging.LogRecord) -> str:
+        recordcopy = copy(record)
+        args = recordcopy.args
+        if isinstance(args, tuple) and len(args) == 5:
+            client_addr, method, full_path, http_version, status_code = args
+            status = int(status_code)  # type: ignore[call-overload]
+            try:
+                phrase = http.HTTPStatus(status).phrase
+            except ValueError:
+                phrase = ""
+            status_text = f"{status} {phrase}"
+            request_line = f"{method} {full_path} HTTP/{http_version}"
+            if self.use_colors:
+                status_text = _style(status_text, _STATUS_COLORS.get(status // 100, "0"))
+                request_line = _style(request_line, "0", bold=True)
+            recordcopy.__dict__.update(
+                {"client_addr": client_addr, "request_line": request_line, "status_code": status_text}
+            )
+        return super().formatMessage(recordcopy)
+
+
+def configure_logging(config: Config) -> None:
+    """Apply ``log_config``, ``log_level`` and ``access_log`` as uvicorn does.
+
+    ``log_config=None`` leaves the application's logging alone.
+    """
+    logging.addLevelName(TRACE_LOG_LEVEL, "TRACE")
+    log_config = config.log_config
+    if log_config is not None:
+        _apply_log_config(log_config, config.use_colors)
+    if config.log_level is not None:
+        level = config.log_level if isinstance(config.log_level, int) else LOG_LEVELS[config.log_level.lower()]
+        for name in ("hatchway.error", "hatchway.access", "hatchway.asgi"):
+            logging.getLogger(name).setLevel(level)
+    if config.access_log is False:
+        access_logger.handlers = []
+        access_logger.propagate = False
+
+
+def _apply_log_config(log_config: Any, use_colors: bool | None) -> None:
+    if isinstance(log_config, os.PathLike):
+        log_config = os.fspath(log_config)
+    try:
+        if isinstance(log_config, dict):
+            if use_colors in (True, False):
+                log_config = copy(log_config)
+                formatters = {k: dict(v) for k, v in log_config.get("formatters", {}).items()}
+                for name in ("default", "access"):
+                    if name in formatters:
+                        formatters[name]["use_colors"] = use_colors
+                log_config["formatters"] = formatters
+            logging.config.dictConfig(log_config)
+        elif isinstance(log_config, str) and log_config.endswith(".json"):
+            with open(log_config) as file:
+                logging.config.dictConfig(json.load(file))
+        elif isinstance(log_config, str) and log_config.endswith((".yaml", ".yml")):
+            try:
+                import yaml
+            except ImportError as exc:
+                raise ConfigError(
+                    [Problem("log_config", "YAML logging configs need PyYAML", "HW105", "pip install 'hatchway[standard]'")]
+                ) from exc
+            with open(log_config) as file:
+                logging.config.dictConfig(yaml.safe_load(file))
+        else:
+            logging.config.fileConfig(log_config, disable_existing_loggers=False)
+    except ConfigError:
+        raise
+    except (OSError, ValueError, TypeError, KeyError, AttributeError, ImportError) as exc:
+        raise ConfigError(
+            [Problem("log_config", f"could not apply logging configuration {log_config!r}: {exc}", "HW105")]
+        ) from exc

@@ -1,0 +1,69 @@
+"""State shared by one server's connections: open connections, running tasks, counters, default headers."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from email.utils import formatdate
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from hatchway._config import Config
+
+
+class Connection:
+    """What the server needs from an open connection to shut it down."""
+
+    def shutdown(self) -> None:  # pragma: no cover - interface
+        raise NotImplementedError
+
+    def abort(self) -> None:  # pragma: no cover - interface
+        raise NotImplementedError
+
+
+class ServerState:
+    """Runtime state of one server; Config stays immutable."""
+
+    def __init__(self, config: Config, on_request_limit: Callable[[], None] | None = None) -> None:
+        self.connections: set[Any] = set()
+        #: Set when shutting down and the last connection has closed.
+        self.all_closed = asyncio.Event()
+        self.tasks: set[asyncio.Task[None]] = set()
+        self.total_requests = 0
+        self.lifespan_state: dict[str, Any] = {}
+        self.shutting_down = False
+        self.request_limit: int | None = None
+        self.on_request_limit = on_request_limit
+        self.access_log = config.access_log
+        self._date_header = config.date_header
+        server = [(b"server", b"hatchway")] if config.server_header else []
+        custom = [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in config.headers or []]
+        custom_names = {k for k, _ in custom}
+        if b"server" in custom_names:
+            server = []
+        self.sets_date = self._date_header and b"date" not in custom_names
+        self._static = b"".join(k + b": " + v + b"\r\n" for k, v in server + custom)
+        self._second = -1
+        self._cached = self._static
+
+    def default_headers(self) -> bytes:
+        """Server, Date and custom default headers as ready-to-send bytes; Date recomputed once a second."""
+        if not self.sets_date:
+            return self._static
+        now = int(time.time())
+        if now != self._second:
+            self._second = now
+            self._cached = b"date: " + formatdate(now, usegmt=True).encode("ascii") + b"\r\n" + self._static
+        return self._cached
+
+    def connection_closed(self, conn: Any) -> None:
+        self.connections.discard(conn)
+        if self.shutting_down and not self.connections:
+            self.all_closed.set()
+
+    def count_request(self) -> None:
+        self.total_requests += 1
+        if self.request_limit is not None and self.total_requests >= self.request_limit and self.on_request_limit:
+            callback, self.on_request_limit = self.on_request_limit, None
+            callback()

@@ -1,0 +1,45 @@
+"""The TLS context from ``ssl_*`` options or ``ssl_context_factory``, as uvicorn builds it."""
+
+from __future__ import annotations
+
+import ssl
+from typing import TYPE_CHECKING
+
+from hatchway._errors import StartupError
+
+if TYPE_CHECKING:
+    from hatchway._config import Config
+
+
+def _default_context(config: Config) -> ssl.SSLContext:
+    if not config.ssl_certfile:
+        raise StartupError(
+            "The default SSL context needs ssl_certfile; pass it, or build the context inside ssl_context_factory.",
+            code="HW305",
+        )
+    ctx = ssl.SSLContext(config.ssl_version)
+    password = config.ssl_keyfile_password
+    try:
+        ctx.load_cert_chain(config.ssl_certfile, config.ssl_keyfile, (lambda: password) if password else None)
+        ctx.verify_mode = ssl.VerifyMode(config.ssl_cert_reqs)
+        if config.ssl_ca_certs:
+            ctx.load_verify_locations(config.ssl_ca_certs)
+        if config.ssl_ciphers:
+            ctx.set_ciphers(config.ssl_ciphers)
+    except (OSError, ssl.SSLError, ValueError) as exc:
+        raise StartupError(f"Could not load the TLS certificate or key: {exc}", code="HW305") from exc
+    return ctx
+
+
+def ssl_context(config: Config) -> ssl.SSLContext | None:
+    """The context to serve TLS with, or None when TLS is off."""
+    if config.ssl_context_factory is not None:
+        context = config.ssl_context_factory(config, lambda: _default_context(config))
+        if not isinstance(context, ssl.SSLContext):
+            raise StartupError(
+                f"ssl_context_factory must return an ssl.SSLContext, got {type(context).__name__}.", code="HW305"
+            )
+        return context
+    if config.is_ssl:
+        return _default_context(config)
+    return None

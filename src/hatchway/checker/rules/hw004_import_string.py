@@ -1,0 +1,85 @@
+"""HW004: an import string that does not resolve to a module and module-level name in the project."""
+
+from __future__ import annotations
+
+import ast
+import importlib.util
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+from hatchway._errors import closest
+from hatchway.checker._context import FileContext, ServerCall
+from hatchway.checker._model import Finding, rule
+from hatchway.checker._project import ModuleInfo, Resolution
+from hatchway.checker.rules._common import is_import_string, option_calls
+
+
+@rule(
+    "HW004",
+    "unresolved-import-string",
+    "import string whose module or module-level name does not exist in the project",
+    "import string {string!r} does not resolve: {problem}, so the server fails at start-up when it imports "
+    "it; {hint}",
+)
+def check(ctx: FileContext) -> Iterator[Finding]:
+    for call in option_calls(ctx):
+        app = call.app
+        if not is_import_string(app):
+            continue
+        assert isinstance(app, ast.Constant) and isinstance(app.value, str)
+        problem = _problem(ctx, call, app.value)
+        if problem is not None:
+            yield ctx.finding(check, app, string=app.value, problem=problem[0], hint=problem[1])
+
+
+def bases(ctx: FileContext, call: ServerCall) -> list[Path]:
+    """Directories the import may start from: ``app_dir=``, the package root, the file's own directory."""
+    here = ctx.file.absolute().parent
+    root = ctx.project.package_root(here)
+    found: list[Path] = []
+    app_dir = call.value("app_dir")
+    if isinstance(app_dir, str) and app_dir:
+        found += [here / app_dir, root / app_dir]
+    found += [root, here]
+    return list(dict.fromkeys(p.resolve() if ".." in p.parts else p for p in found))
+
+
+def resolve_info(ctx: FileContext, call: ServerCall, module: str) -> tuple[Resolution, ModuleInfo | None]:
+    res = ctx.project.resolve(module, bases(ctx, call))
+    if res.status != "found" or res.path is None:
+        return res, None
+    if res.path == ctx.file.absolute():
+        return res, ctx.info
+    return res, ctx.project.info(res.path)
+
+
+def _problem(ctx: FileContext, call: ServerCall, string: str) -> tuple[str, str] | None:
+    module, _, attrs = string.partition(":")
+    if not module or not attrs:
+        return "it is not in the form <module>:<attribute>", 'write it as "module:app", e.g. "main:app"'
+    parts = module.split(".")
+    if not all(p.isidentifier() for p in parts):
+        return f"{module!r} is not a valid module name", "rename the file so every part is a Python identifier"
+    attr = attrs.partition(".")[0]
+    res, info = resolve_info(ctx, call, module)
+    if res.status == "found" and info is not None and not info.dynamic and attr not in info.names:
+        near = closest(attr, info.names)
+        hint = f'did you mean "{module}:{near}"?' if near else "name a variable assigned at module level"
+        return f"module {module!r} has no module-level name {attr!r}", hint
+    if res.status == "missing" and (res.certain or res.suggestion):
+        hint = f"did you mean {res.suggestion!r}?" if res.suggestion else "check the module path"
+        return f"there is no module {res.missing!r} in the project", hint
+    if res.status == "absent" and res.suggestion and not _importable(parts[0]):
+        return f"there is no module {parts[0]!r} here or installed", f"did you mean {res.suggestion!r}?"
+    return None
+
+
+def _importable(top: str) -> bool:
+    """Whether ``top`` exists outside the project (stdlib or installed); when unsure, say it does."""
+    if top in sys.stdlib_module_names or top in sys.builtin_module_names:
+        return True
+    try:
+        return importlib.util.find_spec(top) is not None
+    except (ImportError, ValueError):
+        return True

@@ -1,0 +1,29 @@
+"""HW004: import strings that do not resolve in this small project."""
+
+import uvicorn
+from hatchway import Config
+
+
+async def api(scope, receive, send):
+    pass
+
+
+if __name__ == "__main__":
+    uvicorn.run("main:app")  # error: HW004
+    uvicorn.run("mian:api")  # error: HW004
+    uvicorn.run("main")  # error: HW004
+    uvicorn.run("my-app:api")  # error: HW004
+    uvicorn.run("service.web:aplication")  # error: HW004
+    uvicorn.run("service.missing:app")  # error: HW004
+    uvicorn.run("main.api:app")  # error: HW004
+    Config("server:ap", app_dir="src")  # error: HW004
+
+    # Compliant: names that exist, packages outside the project, and modules whose names cannot be known.
+    uvicorn.run("main:api")
+    uvicorn.run("service.web:application")
+    uvicorn.run("service.web:application.router")
+    uvicorn.run("service:make")
+    Config("server:app", app_dir="src")
+    uvicorn.run("fastapi_project_not_here.main:app")
+    uvicorn.run("json:loads")
+    uvicorn.run("star:anything")

@@ -1,0 +1,3 @@
+"""The app of the sample package."""
+
+application = object()

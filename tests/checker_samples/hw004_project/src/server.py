@@ -1,0 +1,3 @@
+"""An app under an app_dir."""
+
+app = object()

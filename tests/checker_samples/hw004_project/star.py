@@ -1,0 +1,3 @@
+"""A module whose names cannot be listed without importing it."""
+
+from os.path import *  # noqa: F403
