@@ -39,10 +39,7 @@ def test_exit_1_with_findings_in_ruff_style(project: Path) -> None:
     done = _cli(".", cwd=project)
     assert done.returncode == 1
     lines = [line for line in done.stdout.splitlines() if line.startswith("./main.py:")]
-    assert lines == [
-        lines[0],
-        lines[1],
-    ]
+    assert len(lines) == 2
     assert lines[0].startswith("./main.py:6:17: HW001 ")
     assert 'use "main:app" instead of app' in lines[0]
     assert lines[1].startswith("./main.py:6:35: HW010 ")
