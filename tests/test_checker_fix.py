@@ -89,12 +89,12 @@ def test_unsafe_rewrites_are_left_alone(tmp_path: Path) -> None:
 
 
 def test_crlf_and_tabs_are_kept(tmp_path: Path) -> None:
-    source = 'import uvicorn\r\napp = 1\r\nif True:\r\n\tuvicorn.run(app, reload=True)\r\n'
+    source = "import uvicorn\r\napp = 1\r\nif True:\r\n\tuvicorn.run(app, reload=True)\r\n"
     (tmp_path / "main.py").write_bytes(source.encode())
     assert main([str(tmp_path), "--fix"]) == 0
     assert (tmp_path / "main.py").read_bytes() == (
-        'import uvicorn\r\napp = 1\r\nif True:\r\n\tif __name__ == "__main__":\r\n\t\tuvicorn.run("main:app", reload=True)\r\n'
-    ).encode()
+        b'import uvicorn\r\napp = 1\r\nif True:\r\n\tif __name__ == "__main__":\r\n\t\tuvicorn.run("main:app", reload=True)\r\n'
+    )
 
 
 @pytest.mark.parametrize("name", ["hw001_app_object.py", "hw003_main_guard.py", "noqa_sample.py"])
@@ -113,7 +113,7 @@ def test_samples_round_trip(tmp_path: Path, name: str) -> None:
 
 
 def test_fix_respects_select(tmp_path: Path) -> None:
-    (tmp_path / "main.py").write_text('import uvicorn\napp = 1\nuvicorn.run(app, reload=True)\n')
+    (tmp_path / "main.py").write_text("import uvicorn\napp = 1\nuvicorn.run(app, reload=True)\n")
     result = check_paths([tmp_path], selection=Selection(select=("HW003",)), fix=True)
     assert [f.code for f in result.fixed] == ["HW003"]
     assert "uvicorn.run(app, reload=True)" in (tmp_path / "main.py").read_text()
@@ -126,11 +126,11 @@ _PIECES = [
     "app = object()\n",
     "uvicorn.run(app, reload=True)\n",
     "serve(app, workers=3)  # comment\n",
-    'uvicorn.run(\n    app,\n    reload=True,\n)\n',
+    "uvicorn.run(\n    app,\n    reload=True,\n)\n",
     "def main():\n    uvicorn.run(app, workers=2)\n",
     "main()\n",
-    'if True:\n    uvicorn.run(app, reload=True)\n',
-    'x = 1; uvicorn.run(app, reload=True)\n',
+    "if True:\n    uvicorn.run(app, reload=True)\n",
+    "x = 1; uvicorn.run(app, reload=True)\n",
     'if __name__ == "__main__":\n    uvicorn.run(app, reload=True)\n',
     "async def amain():\n    uvicorn.run(app)\n",
     'uvicorn.run("main:app", log_config="""x\ny""", workers=2)\n',
@@ -144,7 +144,7 @@ _PIECES = [
 def test_fix_output_always_parses_and_checks_clean(pieces: list[str]) -> None:
     source = "".join(pieces)
     found = check_source(source, "main.py")
-    fixed_source, fixed = apply_fixes(source, found)
+    fixed_source, _ = apply_fixes(source, found)
     ast.parse(fixed_source)
     after = check_source(fixed_source, "main.py")
     assert not [f for f in after if f.code in FIXED_RULES and f.fixable]

@@ -23,9 +23,15 @@ def _parser() -> argparse.ArgumentParser:
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("paths", nargs="*", default=["."], metavar="PATH", help="files or directories (default: .)")
-    parser.add_argument("--format", choices=sorted(FORMATS), default="text", help="output format (default: text)")
-    parser.add_argument("--select", action="append", default=[], help="only these codes or prefixes: HW001,HW002")
+    parser.add_argument(
+        "paths", nargs="*", default=["."], metavar="PATH", help="files or directories (default: .)"
+    )
+    parser.add_argument(
+        "--format", choices=sorted(FORMATS), default="text", help="output format (default: text)"
+    )
+    parser.add_argument(
+        "--select", action="append", default=[], help="only these codes or prefixes: HW001,HW002"
+    )
     parser.add_argument("--ignore", action="append", default=[], help="skip these codes or prefixes")
     parser.add_argument("--fix", action="store_true", help="rewrite what is safe to fix, report the rest")
     parser.add_argument("--list-rules", action="store_true", help="print the rules and exit")

@@ -123,11 +123,13 @@ class FileContext:
         """The module-level statement that binds ``name`` last (None if none does)."""
         found: ast.stmt | None = None
         for node in self.tree.body:
-            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)) and node.name == name:
+            if (
+                isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)) and node.name == name
+            ) or (
+                isinstance(node, (ast.Assign, ast.AnnAssign, ast.Import, ast.ImportFrom))
+                and (name in _simple_bindings(node))
+            ):
                 found = node
-            elif isinstance(node, (ast.Assign, ast.AnnAssign, ast.Import, ast.ImportFrom)):
-                if name in _simple_bindings(node):
-                    found = node
         return found
 
     # -- where a node sits ----------------------------------------------------------------------------

@@ -67,7 +67,7 @@ class ImportMap:
     def _note_module(self, module: str) -> None:
         top = module.partition(".")[0]
         if top in FLAVORS:
-            self.flavors.add(top)  # type: ignore[arg-type]
+            self.flavors.add("uvicorn" if top == "uvicorn" else "hatchway")
 
     @property
     def relevant(self) -> bool:

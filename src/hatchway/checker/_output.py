@@ -7,7 +7,7 @@ from collections.abc import Callable
 from typing import Any
 
 from hatchway._version import __version__
-from hatchway.checker._model import PARSE_ERROR, RULES, Finding, docs_page
+from hatchway.checker._model import PARSE_ERROR, RULES, docs_page
 from hatchway.checker._runner import Result
 
 SARIF_SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"
@@ -127,4 +127,9 @@ def _prop(value: str) -> str:
     return _data(value).replace(":", "%3A").replace(",", "%2C")
 
 
-FORMATS: dict[str, Callable[[Result], str]] = {"text": text, "json": as_json, "sarif": sarif, "github": github}
+FORMATS: dict[str, Callable[[Result], str]] = {
+    "text": text,
+    "json": as_json,
+    "sarif": sarif,
+    "github": github,
+}

@@ -61,9 +61,9 @@ def module_info(tree: ast.Module) -> ModuleInfo:
         else:
             names.update(_bound_names(node))
     # A function may bind a module-level name through ``global``; count it as bound.
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Global):
-            names.update(node.names)
+    for sub in ast.walk(tree):
+        if isinstance(sub, ast.Global):
+            names.update(sub.names)
     return ModuleInfo(frozenset(names), frozenset(factories), dynamic)
 
 
@@ -74,13 +74,17 @@ def _module_level(body: list[ast.stmt]) -> list[ast.stmt]:
     while stack:
         node = stack.pop()
         out.append(node)
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            continue
         for attr in ("body", "orelse", "finalbody", "handlers", "cases"):
             children = getattr(node, attr, None)
-            if isinstance(children, list) and not isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
-                stack.extend(reversed([c for c in children if isinstance(c, ast.stmt)]))
-                for c in children:
-                    if isinstance(c, (ast.ExceptHandler, ast.match_case)):
-                        stack.extend(reversed(c.body))
+            if not isinstance(children, list):
+                continue
+            for child in reversed(children):
+                if isinstance(child, ast.stmt):
+                    stack.append(child)
+                elif isinstance(child, (ast.ExceptHandler, ast.match_case)):
+                    stack.extend(reversed(child.body))
     return out
 
 
@@ -170,7 +174,11 @@ class Project:
         """Look ``module`` up in each base directory, the way ``sys.path`` entries are searched."""
         parts = module.split(".")
         for base in bases:
-            if (base / f"{parts[0]}.py").is_file() or (base / parts[0]).is_dir() or _extension(base, parts[0]):
+            if (
+                (base / f"{parts[0]}.py").is_file()
+                or (base / parts[0]).is_dir()
+                or _extension(base, parts[0])
+            ):
                 return _walk(base, parts)
         local = {n for base in bases for n in _module_names(base)}
         return Resolution("absent", suggestion=closest(parts[0], local))

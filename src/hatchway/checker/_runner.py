@@ -54,7 +54,9 @@ class Selection:
     def __post_init__(self) -> None:
         for entry in (*self.select, *self.ignore):
             if not any(code.startswith(entry.upper()) for code in RULES):
-                raise SelectionError(f"unknown rule code or prefix {entry!r}; known: {', '.join(sorted(RULES))}")
+                raise SelectionError(
+                    f"unknown rule code or prefix {entry!r}; known: {', '.join(sorted(RULES))}"
+                )
 
     def enabled(self, code: str) -> bool:
         if code == PARSE_ERROR:

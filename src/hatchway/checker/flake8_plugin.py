@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import ast
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 from hatchway._version import __version__
@@ -16,16 +16,14 @@ class Plugin:
     name = "hatchway-check"
     version = __version__
 
-    def __init__(self, tree: ast.Module, filename: str = "<unknown>") -> None:
+    def __init__(
+        self, tree: ast.Module, filename: str = "<unknown>", lines: Sequence[str] | None = None
+    ) -> None:
         self.tree = tree
         self.filename = filename
+        # flake8 passes the file's lines when asked; without them columns stay in bytes, as flake8 counts.
+        self.source = "".join(lines) if lines is not None else None
 
     def run(self) -> Iterator[tuple[int, int, str, type[Any]]]:
-        source: str | None
-        try:
-            with open(self.filename, encoding="utf-8") as f:
-                source = f.read()
-        except (OSError, UnicodeDecodeError):
-            source = None  # stdin or an unreadable file: columns stay in bytes, which flake8 expects anyway
-        for finding in check_tree(self.tree, self.filename, source):
+        for finding in check_tree(self.tree, self.filename, self.source):
             yield finding.line, finding.col - 1, f"{finding.code} {finding.message}", type(self)

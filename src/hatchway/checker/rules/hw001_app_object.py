@@ -7,7 +7,14 @@ from collections.abc import Iterator
 
 from hatchway.checker._context import FileContext, ServerCall
 from hatchway.checker._model import Edit, Finding, rule
-from hatchway.checker.rules._common import is_import_string, label, module_factory, option_calls, process_option, text
+from hatchway.checker.rules._common import (
+    is_import_string,
+    label,
+    module_factory,
+    option_calls,
+    process_option,
+    text,
+)
 
 
 def import_string_for(ctx: FileContext, call: ServerCall, app: ast.expr) -> str | None:
@@ -42,10 +49,12 @@ def check(ctx: FileContext) -> Iterator[Finding]:
         if app is None or option is None or is_import_string(app) or isinstance(app, ast.Constant):
             continue
         target = import_string_for(ctx, call, app)
-        if target is not None:
+        if target is not None and ctx.source is not None:
             start, end = ctx.span(app)
             fix = f'use "{target}" instead of {text(app)}'
             edits: tuple[Edit, ...] = (Edit(start, end, f'"{target}"'),)
+        elif target is not None:
+            fix, edits = f'use "{target}" instead of {text(app)}', ()
         else:
             fix = f'pass an import string "<module>:<name>" naming a module-level app instead of {text(app)}'
             edits = ()

@@ -33,7 +33,9 @@ def check(ctx: FileContext) -> Iterator[Finding]:
         if func is None:
             if not ctx.guarded(call.node):
                 stmt = ctx.statement_of(call.node)
-                yield ctx.finding(check, call.node, main_guard_edits(ctx, stmt), where=label(call), option=option)
+                yield ctx.finding(
+                    check, call.node, main_guard_edits(ctx, stmt), where=label(call), option=option
+                )
         elif isinstance(func, ast.FunctionDef) and func in ctx.tree.body:
             starters.setdefault(func.name, option)
     yield from _indirect(ctx, starters)
@@ -49,7 +51,11 @@ def _indirect(ctx: FileContext, starters: dict[str, str]) -> Iterator[Finding]:
             if name in starters:
                 continue
             for node in own_nodes(func):
-                if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in starters:
+                if (
+                    isinstance(node, ast.Call)
+                    and isinstance(node.func, ast.Name)
+                    and node.func.id in starters
+                ):
                     starters[name] = starters[node.func.id]
                     changed = True
                     break

@@ -27,7 +27,8 @@ def check(ctx: FileContext) -> Iterator[Finding]:
         app = call.app
         if not is_import_string(app):
             continue
-        assert isinstance(app, ast.Constant) and isinstance(app.value, str)
+        assert isinstance(app, ast.Constant)
+        assert isinstance(app.value, str)
         problem = _problem(ctx, call, app.value)
         if problem is not None:
             yield ctx.finding(check, app, string=app.value, problem=problem[0], hint=problem[1])
@@ -60,7 +61,10 @@ def _problem(ctx: FileContext, call: ServerCall, string: str) -> tuple[str, str]
         return "it is not in the form <module>:<attribute>", 'write it as "module:app", e.g. "main:app"'
     parts = module.split(".")
     if not all(p.isidentifier() for p in parts):
-        return f"{module!r} is not a valid module name", "rename the file so every part is a Python identifier"
+        return (
+            f"{module!r} is not a valid module name",
+            "rename the file so every part is a Python identifier",
+        )
     attr = attrs.partition(".")[0]
     res, info = resolve_info(ctx, call, module)
     if res.status == "found" and info is not None and not info.dynamic and attr not in info.names:

@@ -35,6 +35,7 @@ def check(ctx: FileContext) -> Iterator[Finding]:
         elif isinstance(owner, (ast.Name, ast.Attribute)) and spelled(owner) in instances:
             yield from _report(ctx, node, f"{spelled(node.func)}()")
 
+
 def _report(ctx: FileContext, node: ast.Call, func: str) -> Iterator[Finding]:
     # Only the innermost function counts: a sync def nested in async def may run in a thread.
     scope = ctx.function_of(node)
