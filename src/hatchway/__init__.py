@@ -14,6 +14,7 @@ from hatchway._errors import (
 from hatchway._run import run
 from hatchway._server import Server
 from hatchway._version import __version__
+from hatchway.testing import background, serving
 
 __all__ = [
     "AppImportError",
@@ -27,5 +28,7 @@ __all__ = [
     "StartupError",
     "WorkerStartupError",
     "__version__",
+    "background",
     "run",
+    "serving",
 ]

@@ -34,12 +34,13 @@ def _click_option(info: OptionInfo) -> click.Option:
     decls = [cli.flag] if cli.secondary is None else [f"{cli.flag}/{cli.secondary}"]
     if cli.is_flag:
         kwargs["is_flag"] = True
-        kwargs["default"] = info.default
+        kwargs["default"] = cli.default
     else:
         if cli.choices:
             kwargs["type"] = click.Choice(cli.choices, case_sensitive=False)
         elif cli.type == "path":
-            kwargs["type"] = click.Path()
+            # As uvicorn: a missing --env-file, --log-config or --reload-dir is a usage error (exit 2).
+            kwargs["type"] = click.Path(exists=True)
         elif cli.type is bool:
             kwargs["type"] = click.BOOL
         elif cli.type is not None:
@@ -49,9 +50,11 @@ def _click_option(info: OptionInfo) -> click.Option:
         elif isinstance(info.default, (int, float, str)):
             kwargs["type"] = type(info.default)
         kwargs["multiple"] = cli.multiple
-        if not cli.multiple and isinstance(info.default, (int, float, str)) and info.default != "":
-            kwargs["default"] = info.default
-            kwargs["show_default"] = True
+        if not cli.multiple:
+            # Rich defaults (the logging dict) are not shown or passed: absent means Config's own default.
+            simple = isinstance(cli.default, (int, float, str))
+            kwargs["default"] = cli.default if simple else None
+            kwargs["show_default"] = simple
     if info.differs:
         kwargs["help"] = f"{info.help} (differs from uvicorn: {info.differs})"
     return click.Option([*decls, name], **kwargs)

@@ -1,3 +1,4 @@
+# ruff: noqa: RUF009 - option() returns dataclasses.field(); ruff only recognises field() by name.
 """Config: every option declared once (type, default, help, flag, env name), validated when it is built.
 
 The command line, the documentation table and the checker all read the declarations below through
@@ -18,7 +19,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from hatchway._errors import BindError, ConfigError, Problem, closest
+from hatchway._errors import ConfigError, Problem, closest
 
 TRACE_LOG_LEVEL = 5
 LOG_LEVELS: dict[str, int] = {
@@ -78,6 +79,9 @@ class CliSpec:
     secondary: str | None = None
     multiple: bool = False
     metavar: str | None = None
+    #: What the command line shows and uses when the flag is absent, when that differs from the Python
+    #: default (uvicorn's ``--app-dir`` defaults to "", the current directory; ``run(app_dir=None)`` does not).
+    default: Any = None
 
 
 @dataclass(frozen=True)
@@ -100,17 +104,23 @@ def option(
     default: Any = None,
     *,
     help: str,
-    flag: str | None | bool = True,
+    flag: str | bool | None = True,
     type: Any = None,
     choices: tuple[str, ...] | None = None,
     secondary: str | None = None,
     multiple: bool = False,
     metavar: str | None = None,
+    cli_default: Any = None,
     hatchway_only: bool = False,
     differs: str | None = None,
     factory: Callable[[], Any] | None = None,
+    kw_only: bool | None = None,
 ) -> Any:
-    """Declare one option as a dataclass field; the metadata feeds the CLI, docs and checker."""
+    """Declare one option as a dataclass field; the metadata feeds the CLI, docs and checker.
+
+    uvicorn's ``Config`` takes its parameters positionally too (``Config(app, "0.0.0.0", 8000)``), so its
+    options keep uvicorn's order and may be passed by position; hatchway's own options are keyword-only.
+    """
     meta = {
         "help": help,
         "flag": flag,
@@ -119,12 +129,14 @@ def option(
         "secondary": secondary,
         "multiple": multiple,
         "metavar": metavar,
+        "cli_default": cli_default,
         "hatchway_only": hatchway_only,
         "differs": differs,
     }
+    keyword_only = hatchway_only if kw_only is None else kw_only
     if factory is not None:
-        return field(default_factory=factory, metadata=meta, kw_only=True)
-    return field(default=default, metadata=meta, kw_only=True)
+        return field(default_factory=factory, metadata=meta, kw_only=keyword_only)
+    return field(default=default, metadata=meta, kw_only=keyword_only)
 
 
 @dataclass(frozen=True, eq=False)
@@ -144,7 +156,9 @@ class Config:
         help="Event loop implementation: auto, asyncio, uvloop, none, or a 'module:factory' import string.",
     )
     http: Any = option("auto", help="HTTP protocol implementation.", choices=(*HTTP_CHOICES, "zttp"))
-    http2: bool = option(False, help="Enable HTTP/2 support (not available in hatchway; rejected).", flag="--http2")
+    http2: bool = option(
+        False, help="Enable HTTP/2 support (not available in hatchway; rejected).", flag="--http2"
+    )
     ws: Any = option("auto", help="WebSocket protocol implementation.", choices=WS_CHOICES)
     ws_max_size: int = option(16777216, help="WebSocket max size message in bytes.")
     ws_max_queue: int = option(32, help="The maximum length of the WebSocket message queue.")
@@ -152,15 +166,15 @@ class Config:
     ws_ping_timeout: float | None = option(20.0, help="WebSocket ping timeout in seconds.", type=float)
     ws_per_message_deflate: bool = option(True, help="WebSocket per-message-deflate compression.", type=bool)
     lifespan: str = option("auto", help="Lifespan implementation.", choices=LIFESPAN_CHOICES)
-    env_file: str | os.PathLike[str] | None = option(None, help="Environment configuration file.", type="path")
+    env_file: str | os.PathLike[str] | None = option(
+        None, help="Environment configuration file.", type="path"
+    )
     log_config: Any = option(
         help="Logging configuration file. Supported formats: .ini, .json, .yaml.",
         factory=lambda: _deepcopy(LOGGING_CONFIG),
         type="path",
     )
-    log_level: str | int | None = option(
-        None, help="Log level. [default: info]", choices=tuple(LOG_LEVELS)
-    )
+    log_level: str | int | None = option(None, help="Log level. [default: info]", choices=tuple(LOG_LEVELS))
     access_log: bool = option(True, help="Enable/Disable access log.", secondary="--no-access-log")
     use_colors: bool | None = option(
         None, help="Enable/Disable colorized logging.", secondary="--no-use-colors"
@@ -170,20 +184,28 @@ class Config:
     )
     reload: bool = option(False, help="Enable auto-reload.")
     reload_dirs: list[str] | str | None = option(
-        None, help="Set reload directories explicitly, instead of using the current working directory.",
-        flag="--reload-dir", multiple=True, type="path",
+        None,
+        help="Set reload directories explicitly, instead of using the current working directory.",
+        flag="--reload-dir",
+        multiple=True,
+        type="path",
+    )
+    reload_delay: float = option(
+        0.25, help="Delay between previous and next check if application needs to be reloaded."
     )
     reload_includes: list[str] | str | None = option(
-        None, help="Set glob patterns to include while watching for files. Includes '*.py' by default.",
-        flag="--reload-include", multiple=True,
+        None,
+        help="Set glob patterns to include while watching for files. Includes '*.py' by default.",
+        flag="--reload-include",
+        multiple=True,
     )
     reload_excludes: list[str] | str | None = option(
         None,
         help="Set glob patterns to exclude while watching for files. Includes '.*, .py[cod], .sw.*, ~*', "
         "virtual environments, node_modules and caches by default.",
-        flag="--reload-exclude", multiple=True,
+        flag="--reload-exclude",
+        multiple=True,
     )
-    reload_delay: float = option(0.25, help="Delay between previous and next check if application needs to be reloaded.")
     workers: int | None = option(
         None,
         help="Number of worker processes. Defaults to the $WEB_CONCURRENCY environment variable if available, "
@@ -196,7 +218,9 @@ class Config:
         "remote address info.",
         secondary="--no-proxy-headers",
     )
-    server_header: bool = option(True, help="Enable/Disable default Server header.", secondary="--no-server-header")
+    server_header: bool = option(
+        True, help="Enable/Disable default Server header.", secondary="--no-server-header"
+    )
     date_header: bool = option(True, help="Enable/Disable default Date header.", secondary="--no-date-header")
     forwarded_allow_ips: list[str] | str | None = option(
         None,
@@ -205,9 +229,12 @@ class Config:
         "'127.0.0.1,::1'. The literal '*' means trust everything.",
         type=str,
     )
-    root_path: str = option("", help="Set the ASGI 'root_path' for applications submounted below a given URL path.")
+    root_path: str = option(
+        "", help="Set the ASGI 'root_path' for applications submounted below a given URL path."
+    )
     limit_concurrency: int | None = option(
-        None, help="Maximum number of concurrent connections or tasks to allow, before issuing HTTP 503 responses.",
+        None,
+        help="Maximum number of concurrent connections or tasks to allow, before issuing HTTP 503 responses.",
         type=int,
     )
     limit_max_requests: int | None = option(
@@ -218,25 +245,35 @@ class Config:
     )
     backlog: int = option(2048, help="Maximum number of connections to hold in backlog.")
     timeout_keep_alive: float = option(
-        5, help="Close Keep-Alive connections if no new data is received within this timeout (in seconds).",
+        5,
+        help="Close Keep-Alive connections if no new data is received within this timeout (in seconds).",
         type=float,
     )
-    timeout_notify: int = option(30, help="Seconds a worker may go without notifying its supervisor.", flag=None)
+    timeout_notify: int = option(
+        30, help="Seconds a worker may go without notifying its supervisor.", flag=None
+    )
     timeout_graceful_shutdown: float | None = option(
         10,
-        help="Maximum number of seconds to wait for graceful shutdown; open connections are closed after it.",
+        help="Maximum number of seconds to wait for graceful shutdown; open connections are closed after it. "
+        "The app's lifespan shutdown gets the same bound.",
         type=float,
         differs="uvicorn waits forever by default, so one open WebSocket or stream blocks a restart",
     )
     timeout_worker_healthcheck: float = option(
         5, help="Maximum number of seconds to wait for a worker to respond to a healthcheck.", type=float
     )
-    callback_notify: Callable[..., Any] | None = option(None, help="Coroutine called on each notify tick.", flag=None)
+    callback_notify: Callable[..., Any] | None = option(
+        None, help="Coroutine called on each notify tick.", flag=None
+    )
     ssl_keyfile: str | os.PathLike[str] | None = option(None, help="SSL key file", type=str)
     ssl_certfile: str | os.PathLike[str] | None = option(None, help="SSL certificate file", type=str)
     ssl_keyfile_password: str | None = option(None, help="SSL keyfile password")
-    ssl_version: int = option(int(ssl.PROTOCOL_TLS_SERVER), help="SSL version to use (see stdlib ssl module's)")
-    ssl_cert_reqs: int = option(int(ssl.CERT_NONE), help="Whether client certificate is required (see stdlib ssl module's)")
+    ssl_version: int = option(
+        int(ssl.PROTOCOL_TLS_SERVER), help="SSL version to use (see stdlib ssl module's)"
+    )
+    ssl_cert_reqs: int = option(
+        int(ssl.CERT_NONE), help="Whether client certificate is required (see stdlib ssl module's)"
+    )
     ssl_ca_certs: str | os.PathLike[str] | None = option(None, help="CA certificates file", type=str)
     ssl_ciphers: str | None = option(
         None, help="Ciphers to use (see stdlib ssl module's). Defaults to OpenSSL's safe defaults.", type=str
@@ -245,14 +282,22 @@ class Config:
         None, help="Callable (config, default_factory) -> ssl.SSLContext.", flag=None
     )
     headers: list[tuple[str, str]] | None = option(
-        None, help="Specify custom default HTTP response headers as a Name:Value pair", flag="--header",
+        None,
+        help="Specify custom default HTTP response headers as a Name:Value pair",
+        flag="--header",
         multiple=True,
     )
     app_dir: str | None = option(
-        None, help="Look for APP in the specified directory, by adding this to the PYTHONPATH. "
-        "Defaults to the current working directory.", type=str,
+        None,
+        help="Look for APP in the specified directory, by adding this to the PYTHONPATH. "
+        "Defaults to the current working directory.",
+        type=str,
+        kw_only=True,
+        cli_default="",
     )
-    factory: bool = option(False, help="Treat APP as an application factory, i.e. a () -> <ASGI app> callable.")
+    factory: bool = option(
+        False, help="Treat APP as an application factory, i.e. a () -> <ASGI app> callable."
+    )
     h11_max_incomplete_event_size: int | None = option(
         None, help="For h11, the maximum number of bytes to buffer of an incomplete event.", type=int
     )
@@ -261,19 +306,24 @@ class Config:
     )
     # -- hatchway's own options: protection uvicorn lacks ---------------------------------------------
     timeout_request_header: float = option(
-        10.0, help="Close a connection whose request head has not fully arrived within this many seconds.",
+        10.0,
+        help="Close a connection whose request head has not fully arrived within this many seconds.",
         hatchway_only=True,
     )
     timeout_request_body: float = option(
-        30.0, help="Close a connection that sends no request body bytes for this many seconds while the app waits.",
+        30.0,
+        help="Close a connection that sends no request body bytes for this many seconds while the app waits.",
         hatchway_only=True,
     )
     timeout_send: float = option(
-        60.0, help="Close a connection whose client reads nothing of a response for this many seconds.",
+        60.0,
+        help="Close a connection whose client reads nothing of a response for this many seconds.",
         hatchway_only=True,
     )
     timeout_lifespan_startup: float | None = option(
-        60.0, help="Maximum number of seconds the app's lifespan start-up may take.", type=float,
+        60.0,
+        help="Maximum number of seconds the app's lifespan start-up may take.",
+        type=float,
         hatchway_only=True,
     )
     limit_request_line: int = option(
@@ -287,7 +337,9 @@ class Config:
     )
 
     def __post_init__(self) -> None:
-        problems: list[Problem] = []
+        # The env file comes first, as in uvicorn: it may set WEB_CONCURRENCY or FORWARDED_ALLOW_IPS, which
+        # the checks and defaults below read. Values already in the environment win (python-dotenv's rule).
+        problems: list[Problem] = _load_env_file(self.env_file)
         for check in _CHECKS:
             problems.extend(check(self))
         if problems:
@@ -369,15 +421,43 @@ def _split_header(text: str) -> tuple[str, str]:
 
 
 def _web_concurrency() -> int | None:
+    """$WEB_CONCURRENCY as a number of workers; None when unset or not a number (``_check_workers`` reports it)."""
     raw = os.environ.get("WEB_CONCURRENCY")
     if raw is None or not raw.strip():
         return None
     try:
         return int(raw)
     except ValueError:
-        raise ConfigError(
-            [Problem("workers", f"$WEB_CONCURRENCY must be a whole number of workers, got {raw!r}", "HW101")]
-        ) from None
+        return None
+
+
+def _load_env_file(env_file: str | os.PathLike[str] | None) -> list[Problem]:
+    if env_file is None:
+        return []
+    if not isinstance(env_file, (str, os.PathLike)):
+        return [Problem("env_file", f"expected a path to a .env file, got {env_file!r}", "HW101")]
+    if not os.path.isfile(env_file):
+        return [
+            Problem(
+                "env_file",
+                f"expected an existing file, got {os.fspath(env_file)!r} (not found from {os.getcwd()})",
+                "HW101",
+            )
+        ]
+    try:
+        from dotenv import load_dotenv
+    except ImportError:
+        return [
+            Problem(
+                "env_file",
+                "reading an env file needs python-dotenv",
+                "HW105",
+                "pip install 'hatchway[standard]'",
+            )
+        ]
+    logging.getLogger("hatchway.error").info("Loading environment from '%s'", os.fspath(env_file))
+    load_dotenv(dotenv_path=env_file)
+    return []
 
 
 # -- validation: each check returns the problems it found -----------------------------------------------
@@ -460,7 +540,9 @@ def _check_http(config: Config) -> list[Problem]:
     if isinstance(config.http, type):
         return [
             Problem(
-                "http", f"protocol classes are not accepted, got {config.http.__name__}", "HW102",
+                "http",
+                f"protocol classes are not accepted, got {config.http.__name__}",
+                "HW102",
                 "use 'auto', 'httptools' or 'h11'",
             )
         ]
@@ -477,7 +559,9 @@ def _check_ws(config: Config) -> list[Problem]:
 
 
 def _check_loop(config: Config) -> list[Problem]:
-    return _choice("loop", LOOP_CHOICES, extra=lambda v: callable(v) or (isinstance(v, str) and ":" in v))(config)
+    return _choice("loop", LOOP_CHOICES, extra=lambda v: callable(v) or (isinstance(v, str) and ":" in v))(
+        config
+    )
 
 
 def _check_log_level(config: Config) -> list[Problem]:
@@ -491,6 +575,16 @@ def _check_log_level(config: Config) -> list[Problem]:
 
 def _check_workers(config: Config) -> list[Problem]:
     problems = _int_range("workers", 1, optional=True)(config)
+    raw = os.environ.get("WEB_CONCURRENCY", "")
+    if config.workers is None and raw.strip() and _web_concurrency() is None:
+        problems.append(
+            Problem(
+                "workers",
+                f"$WEB_CONCURRENCY must be a whole number of workers, got {raw!r}",
+                "HW101",
+                "set it to a number such as 4, or unset it",
+            )
+        )
     workers = config.workers if config.workers is not None else _web_concurrency()
     if not problems and config.reload and workers is not None and workers > 1:
         source = "workers" if config.workers is not None else "$WEB_CONCURRENCY"
@@ -526,7 +620,9 @@ def _check_proxies(config: Config) -> list[Problem]:
         except ValueError:
             # uvicorn also accepts literals (such as a UNIX socket path); only reject obvious typos.
             if any(c.isspace() for c in item):
-                problems.append(Problem("forwarded_allow_ips", f"{item!r} is not an address or network", "HW101"))
+                problems.append(
+                    Problem("forwarded_allow_ips", f"{item!r} is not an address or network", "HW101")
+                )
     return problems
 
 
@@ -555,12 +651,22 @@ def _check_types(config: Config) -> list[Problem]:
     for name in ("host", "root_path"):
         if not isinstance(getattr(config, name), str):
             problems.append(Problem(name, f"expected a string, got {getattr(config, name)!r}", "HW101"))
-    for name in ("reload", "factory", "access_log", "proxy_headers", "server_header", "date_header",
-                 "ws_per_message_deflate", "reset_contextvars"):
+    for name in (
+        "reload",
+        "factory",
+        "access_log",
+        "proxy_headers",
+        "server_header",
+        "date_header",
+        "ws_per_message_deflate",
+        "reset_contextvars",
+    ):
         if not isinstance(getattr(config, name), bool):
             problems.append(Problem(name, f"expected True or False, got {getattr(config, name)!r}", "HW101"))
     if config.root_path and not config.root_path.startswith("/"):
-        problems.append(Problem("root_path", f"expected a path starting with '/', got {config.root_path!r}", "HW101"))
+        problems.append(
+            Problem("root_path", f"expected a path starting with '/', got {config.root_path!r}", "HW101")
+        )
     return problems
 
 
@@ -612,7 +718,8 @@ def _read_options() -> tuple[OptionInfo, ...]:
         flag = meta["flag"]
         if flag is True:
             flag = "--" + f.name.replace("_", "-")
-        default = f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore[misc]
+        make_default = f.default_factory
+        default = make_default() if callable(make_default) else f.default
         is_flag = isinstance(default, bool) and meta["type"] is not bool
         if f.name == "use_colors":
             is_flag = True
@@ -624,6 +731,7 @@ def _read_options() -> tuple[OptionInfo, ...]:
             secondary=meta["secondary"],
             multiple=meta["multiple"],
             metavar=meta["metavar"],
+            default=meta["cli_default"] if meta["cli_default"] is not None else default,
         )
         infos.append(
             OptionInfo(

@@ -6,7 +6,7 @@
     ├── ConfigError                bad options; carries every Problem found (also a ValueError)
     ├── StartupError               the server could not start; ``__cause__`` holds the original error
     │   ├── AppImportError         the application could not be imported or built
-    │   ├── BindError              a socket could not be bound (address in use, permission denied, ...)
+    │   ├── BindError              a socket could not be bound (address in use, ...); also an OSError
     │   ├── LifespanStartupError   the app's lifespan start-up failed or timed out
     │   └── WorkerStartupError     a worker or reload child failed while starting
     └── ServerStateError           a Server used in a state that does not allow it (already running, ...)
@@ -108,14 +108,21 @@ class AppImportError(StartupError):
         super().__init__(message, code=code)
 
 
-class BindError(StartupError):
-    """A listening socket could not be bound."""
+class BindError(StartupError, OSError):
+    """A listening socket could not be bound.
+
+    Also an ``OSError`` carrying the original ``errno``, so code written for uvicorn's ``Config.bind_socket()``
+    (``except OSError``, ``exc.errno == errno.EADDRINUSE``) keeps working.
+    """
 
     code = "HW302"
 
-    def __init__(self, message: str, *, code: str | None = None, address: str | None = None) -> None:
+    def __init__(
+        self, message: str, *, code: str | None = None, address: str | None = None, errno: int | None = None
+    ) -> None:
         self.address = address
         super().__init__(message, code=code)
+        self.errno = errno
 
 
 class LifespanStartupError(StartupError):

@@ -2,15 +2,24 @@
 
 from __future__ import annotations
 
+import contextlib
 import importlib
+import inspect
+import linecache
 import os
+import re
 import sys
+import threading
 import traceback
+from collections.abc import Iterator
+from dataclasses import dataclass
+from types import FrameType, ModuleType
 from typing import Any
 
 from hatchway._errors import AppImportError, closest
 
 _OWN_DIR = os.path.dirname(os.path.abspath(__file__))
+_IMPORTLIB_DIR = os.path.dirname(os.path.abspath(importlib.__file__ or ""))
 
 
 def user_traceback(exc: BaseException) -> str:
@@ -24,7 +33,7 @@ def _trim(te: traceback.TracebackException) -> None:
     kept = [
         frame
         for frame in te.stack
-        if not frame.filename.startswith(_OWN_DIR) and not frame.filename.startswith("<frozen importlib")
+        if not frame.filename.startswith((_OWN_DIR, _IMPORTLIB_DIR + os.sep, "<frozen importlib"))
     ]
     te.stack = traceback.StackSummary.from_list(kept)
     if te.__cause__ is not None:
@@ -49,7 +58,8 @@ def import_from_string(import_str: Any) -> Any:
             import_string=import_str,
         )
     try:
-        module = importlib.import_module(module_str)
+        with _importing(import_str):
+            module = importlib.import_module(module_str)
     except ModuleNotFoundError as exc:
         missing = exc.name or module_str
         if module_str == missing or module_str.startswith(missing + "."):
@@ -93,3 +103,224 @@ def insert_app_dir(app_dir: str | None) -> None:
     path = os.path.abspath(app_dir) if app_dir else os.getcwd()
     if not sys.path or sys.path[0] != path:
         sys.path.insert(0, path)
+
+
+# -- an app object -> its import string -------------------------------------------------------------------
+# A child process is a fresh interpreter: it can only get the app by importing it. So for an object we look for
+# a module-level variable that holds exactly this object, in a module the child can import by name.
+
+_state = threading.local()
+
+
+@contextlib.contextmanager
+def _importing(import_str: str) -> Iterator[None]:
+    # While hatchway imports the user's module, a module-level ``hatchway.run(...)`` in it (a script without
+    # an ``if __name__ == "__main__":`` guard) must not start a second server; run() asks importing_app().
+    stack: list[str] = getattr(_state, "stack", [])
+    _state.stack = stack
+    stack.append(import_str)
+    try:
+        yield
+    finally:
+        stack.pop()
+
+
+def importing_app() -> str | None:
+    """The import string hatchway is importing in this thread right now, if any."""
+    stack: list[str] = getattr(_state, "stack", [])
+    return stack[-1] if stack else None
+
+
+@dataclass(frozen=True)
+class ImportStringResult:
+    """Where an app object can be imported from, or why it cannot.
+
+    ``import_string`` is ``"module:attr"`` or None; ``path`` is the directory that must be on ``sys.path``
+    for a new interpreter to import ``module`` (None when it already is importable); ``reason`` and
+    ``suggestion`` explain a None.
+    """
+
+    import_string: str | None
+    path: str | None = None
+    reason: str | None = None
+    suggestion: str | None = None
+
+
+_PREFERRED_NAMES = ("app", "application", "api", "asgi", "create_app", "make_app", "get_app")
+
+
+def find_import_string(obj: Any) -> str | None:
+    """The ``"module:attr"`` string a new interpreter can import to get ``obj``; None when there is none.
+
+    ``explain_import_string(obj)`` says why not.
+    """
+    return explain_import_string(obj).import_string
+
+
+def explain_import_string(obj: Any, *, example: str = "reload=True") -> ImportStringResult:
+    """Find ``obj`` as a module-level variable of an importable module, or explain why it cannot be found.
+
+    Looked up, in order: the module named by ``obj.__module__``; the modules of the calling frames (the code
+    that called ``hatchway.run``), outside hatchway; ``__main__``. ``__main__`` is translated to its real
+    module name (``python -m pkg.mod`` -> ``pkg.mod``; ``python pkg/main.py`` -> ``pkg.main`` when ``pkg`` is
+    a package, else ``main``), because that is the name the child process imports it under.
+    """
+    if isinstance(obj, str):
+        return ImportStringResult(obj)
+    candidates: list[ModuleType] = []
+    owner = sys.modules.get(getattr(obj, "__module__", None) or "")
+    if owner is not None:
+        candidates.append(owner)
+    local: tuple[str, FrameType] | None = None
+    frame = sys._getframe(1)
+    while frame is not None:
+        name = frame.f_globals.get("__name__", "")
+        if not (isinstance(name, str) and (name == "hatchway" or name.startswith("hatchway."))):
+            module = sys.modules.get(name)
+            if module is not None and vars(module) is frame.f_globals and module not in candidates:
+                candidates.append(module)
+            if local is None and frame.f_code.co_name != "<module>":
+                for var, value in frame.f_locals.items():
+                    if value is obj:
+                        local = (var, frame)
+                        break
+        frame = frame.f_back  # type: ignore[assignment]
+    main = sys.modules.get("__main__")
+    if main is not None and main not in candidates:
+        candidates.append(main)
+    # A real module (importable as it is) beats __main__, whose top-level code the child would have to re-run.
+    candidates.sort(key=lambda m: m.__name__ == "__main__")
+    main_problem: ImportStringResult | None = None
+    for module in candidates:
+        attr = _attribute_holding(module, obj)
+        if attr is None:
+            continue
+        if module.__name__ != "__main__":
+            return ImportStringResult(f"{module.__name__}:{attr}")
+        found = _main_module_name(module, attr)
+        if found.import_string is not None:
+            return found
+        main_problem = found
+    if main_problem is not None:
+        return main_problem
+    return _not_found(obj, local, example)
+
+
+def _attribute_holding(module: ModuleType, obj: Any) -> str | None:
+    namespace = vars(module)
+    qualname = getattr(obj, "__qualname__", None)
+    if (
+        isinstance(qualname, str)
+        and "<" not in qualname
+        and "." not in qualname
+        and namespace.get(qualname) is obj
+    ):
+        return qualname
+    names = [name for name, value in list(namespace.items()) if value is obj]
+    if not names:
+        return None
+    for preferred in _PREFERRED_NAMES:
+        if preferred in names:
+            return preferred
+    public = [n for n in names if not n.startswith("_")]
+    return (public or names)[0]
+
+
+def _main_module_name(main: ModuleType, attr: str) -> ImportStringResult:
+    spec = getattr(main, "__spec__", None)
+    if spec is not None and spec.name and spec.name != "__main__":
+        # python -m pkg.mod: the spec has the real name, and the child's sys.path (the parent's) finds it.
+        return ImportStringResult(f"{spec.name}:{attr}")
+    filename = getattr(main, "__file__", None)
+    if not filename:
+        return ImportStringResult(
+            None,
+            reason="the app was defined in code that has no file (python -c, an interactive session or a "
+            "notebook), so a new process cannot import it",
+            suggestion=f'put `{attr} = ...` in a file such as main.py and call hatchway.run("main:{attr}", ...) '
+            "from `python main.py` or run `hatchway main:app`",
+        )
+    path = os.path.abspath(filename)
+    directory, base = os.path.split(path)
+    stem, ext = os.path.splitext(base)
+    if ext != ".py":
+        return ImportStringResult(
+            None,
+            reason=f"the script {filename!r} does not end in .py, so it cannot be imported by name",
+            suggestion=f'rename it to main.py and call hatchway.run("main:{attr}", ...)',
+        )
+    parts = [stem]
+    # Walk up through packages (directories with __init__.py), as the CLI would find pkg.main from the root.
+    while os.path.isfile(os.path.join(directory, "__init__.py")):
+        directory, package = os.path.split(directory)
+        parts.insert(0, package)
+        if not package:
+            break
+    name = ".".join(parts)
+    top = parts[0]
+    shadowed = sys.modules.get(top)
+    if (
+        shadowed is not None
+        and shadowed is not main
+        and not _is_under(getattr(shadowed, "__file__", None), directory)
+    ):
+        return ImportStringResult(
+            None,
+            reason=f"{filename!r} would be imported as {top!r}, which is already the name of another module "
+            f"({getattr(shadowed, '__file__', None) or 'built in'})",
+            suggestion=f"rename {base} (for example to main.py) so it does not shadow {top!r}",
+        )
+    return ImportStringResult(f"{name}:{attr}", path=directory)
+
+
+def _is_under(filename: str | None, directory: str) -> bool:
+    if not filename:
+        return False
+    return os.path.abspath(filename).startswith(directory.rstrip(os.sep) + os.sep)
+
+
+def _not_found(obj: Any, local: tuple[str, FrameType] | None, example: str) -> ImportStringResult:
+    kind = "factory" if inspect.isfunction(obj) else "app"
+    qualname = getattr(obj, "__qualname__", "")
+    if getattr(obj, "__name__", None) == "<lambda>":
+        return ImportStringResult(
+            None,
+            reason="a lambda has no name a new process could import",
+            suggestion=f"define it with `def` or assign it at module level (app = ...) and call "
+            f'hatchway.run("main:app", {example})',
+        )
+    if local is not None:
+        var, frame = local
+        where = os.path.basename(frame.f_code.co_filename)
+        module = os.path.splitext(where)[0] or "main"
+        line = _assignment_line(frame, var) or f"{var} = ..."
+        return ImportStringResult(
+            None,
+            reason=f"the {kind} {var!r} was built inside the function {frame.f_code.co_name}() in {where}, "
+            "so a new process cannot import it",
+            suggestion=f"move `{line}` to module level in {where} and call "
+            f'hatchway.run("{module}:{var}", {example})',
+        )
+    if "<locals>" in qualname:
+        return ImportStringResult(
+            None,
+            reason=f"the {kind} {qualname} is defined inside a function, so a new process cannot import it",
+            suggestion=f'define it at module level and call hatchway.run("module:name", {example})',
+        )
+    return ImportStringResult(
+        None,
+        reason=f"no module-level variable holds this {kind} ({obj!r})",
+        suggestion=f'assign it at module level (app = ...) in main.py and call hatchway.run("main:app", {example})',
+    )
+
+
+def _assignment_line(frame: FrameType, var: str) -> str | None:
+    code = frame.f_code
+    pattern = re.compile(rf"^\s*{re.escape(var)}\s*(:[^=]*)?=(?!=)\s*(.+?)\s*$")
+    found = None
+    for lineno in range(code.co_firstlineno, frame.f_lineno + 1):
+        text = linecache.getline(code.co_filename, lineno)
+        match = pattern.match(text)
+        if match:
+            found = f"{var} = {match.group(2)}"
+    return found

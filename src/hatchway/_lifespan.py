@@ -55,7 +55,8 @@ class Lifespan:
             return
         logger.info("Application startup complete.")
 
-    async def shutdown(self) -> None:
+    async def shutdown(self, timeout: float | None = None) -> None:
+        """Send ``lifespan.shutdown`` and wait for the app, at most ``timeout`` seconds (None: no limit)."""
         if not self.enabled or self._unsupported or self._task is None or self._failure is not None:
             return
         if self._task.done():
@@ -63,8 +64,13 @@ class Lifespan:
         logger.info("Waiting for application shutdown.")
         await self._receive_queue.put({"type": "lifespan.shutdown"})
         waiter = asyncio.ensure_future(self._shutdown_done.wait())
-        await asyncio.wait({waiter, self._task}, return_when=asyncio.FIRST_COMPLETED)
+        done, _ = await asyncio.wait({waiter, self._task}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
         waiter.cancel()
+        if not done:
+            # A shutdown handler that hangs must not keep the process alive forever.
+            logger.error("Application shutdown did not complete within %s seconds; cancelling it.", timeout)
+            await self._cancel()
+            return
         if self._shutdown_failed is not None:
             logger.error("Application shutdown failed: %s", self._shutdown_failed)
         else:

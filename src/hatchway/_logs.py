@@ -112,7 +112,9 @@ def configure_logging(config: Config) -> None:
     if log_config is not None:
         _apply_log_config(log_config, config.use_colors)
     if config.log_level is not None:
-        level = config.log_level if isinstance(config.log_level, int) else LOG_LEVELS[config.log_level.lower()]
+        level = (
+            config.log_level if isinstance(config.log_level, int) else LOG_LEVELS[config.log_level.lower()]
+        )
         for name in ("hatchway.error", "hatchway.access", "hatchway.asgi"):
             logging.getLogger(name).setLevel(level)
     if config.access_log is False:
@@ -141,7 +143,14 @@ def _apply_log_config(log_config: Any, use_colors: bool | None) -> None:
                 import yaml
             except ImportError as exc:
                 raise ConfigError(
-                    [Problem("log_config", "YAML logging configs need PyYAML", "HW105", "pip install 'hatchway[standard]'")]
+                    [
+                        Problem(
+                            "log_config",
+                            "YAML logging configs need PyYAML",
+                            "HW105",
+                            "pip install 'hatchway[standard]'",
+                        )
+                    ]
                 ) from exc
             with open(log_config) as file:
                 logging.config.dictConfig(yaml.safe_load(file))

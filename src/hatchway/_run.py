@@ -7,8 +7,15 @@ from typing import Any
 
 from hatchway._config import Config
 from hatchway._errors import ServerStateError
-from hatchway._logs import configure_logging
+from hatchway._importer import importing_app
+from hatchway._logs import configure_logging, logger
 from hatchway._server import Server
+
+_GUARD_HINT = (
+    "hatchway.run() was called while hatchway imports %r (the module calls run() at top level, without "
+    '`if __name__ == "__main__":`); this call does nothing, the server is already starting. '
+    "Put the call under that guard to silence this message."
+)
 
 
 def _in_running_loop() -> bool:
@@ -23,9 +30,19 @@ def run(app: Any, **kwargs: Any) -> None:
     """Serve ``app`` (an ASGI app, a factory, or an import string such as ``"main:app"``) until stopped.
 
     Accepts uvicorn's ``run`` parameters. With ``reload=True`` or ``workers=N`` an app object works too:
-    hatchway finds its import string. Raises ConfigError for bad options and StartupError subclasses when
-    the server cannot start.
+    hatchway finds its import string (ConfigError HW106 explains when none exists). Raises ConfigError for
+    bad options and StartupError subclasses when the server cannot start.
+
+    Called from a module that hatchway is importing (a script without a main guard, re-imported by a
+    reload child, a worker or the CLI), ``run()`` returns at once: the server is already being started.
     """
+    importing = importing_app()
+    if importing is not None:
+        from hatchway._supervisors._child import note_unguarded_run
+
+        if note_unguarded_run():
+            logger.info(_GUARD_HINT, importing)
+        return
     config = Config(app, **kwargs)
     if _in_running_loop():
         raise ServerStateError(

@@ -12,6 +12,7 @@ import socket
 import threading
 import weakref
 from collections.abc import Callable, Coroutine, Sequence
+from types import FrameType
 from typing import Any, TypeVar
 
 from hatchway._app import load_app
@@ -41,10 +42,12 @@ def loop_factory(choice: Any) -> Callable[[], asyncio.AbstractEventLoop] | None:
         try:
             import uvloop
 
-            return uvloop.new_event_loop  # type: ignore[no-any-return]
+            return uvloop.new_event_loop
         except ImportError:
             if choice == "uvloop":
-                raise StartupError("loop='uvloop' needs uvloop installed: pip install uvloop", code="HW306") from None
+                raise StartupError(
+                    "loop='uvloop' needs uvloop installed: pip install uvloop", code="HW306"
+                ) from None
     if choice in ("auto", "asyncio"):
         return asyncio.new_event_loop
     from hatchway._importer import import_from_string
@@ -115,9 +118,12 @@ class Server:
         self._should_exit = False
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stop_event: asyncio.Event | None = None
-        self._started_event: asyncio.Event | None = None
+        # Futures of wait_started() callers, each in its own loop; settled when start-up ends either way.
+        self._start_waiters: list[asyncio.Future[None]] = []
+        self._lock = threading.Lock()
         self._app: Any = None
         self._signal_count = 0
+        self._uds_path: str | None = None
 
     # -- public state ---------------------------------------------------------------------------------
     @property
@@ -140,10 +146,47 @@ class Server:
         return self.addresses[0] if self.addresses else None
 
     async def wait_started(self) -> None:
-        """Return once the server is listening (in the server's own loop)."""
-        if self._started_event is None:
-            raise ServerStateError("the server is not running; call serve() first")
-        await self._started_event.wait()
+        """Return once the server is listening; raise the start-up error if it failed.
+
+        Works from any event loop or thread, and may be called before ``serve()`` has begun (for example
+        right after ``asyncio.create_task(server.serve())``). Bound it with ``asyncio.wait_for``.
+        """
+        loop = asyncio.get_running_loop()
+        with self._lock:
+            if self._started:
+                return
+            if not self._running and self.startup_error is not None:
+                raise self._startup_failure()
+            waiter: asyncio.Future[None] = loop.create_future()
+            self._start_waiters.append(waiter)
+        await waiter
+
+    def _startup_failure(self) -> BaseException:
+        error = self.startup_error
+        if isinstance(error, StartupError):
+            return error
+        failure = StartupError("The server stopped before it started listening.", code="HW300")
+        failure.__cause__ = error
+        return failure
+
+    def _settle_start(self, started: bool) -> None:
+        """Wake every wait_started() caller: started, or failed with ``startup_error``."""
+        with self._lock:
+            self._started = started
+            waiters, self._start_waiters = self._start_waiters, []
+        for waiter in waiters:
+            with contextlib.suppress(RuntimeError):  # that caller's loop has closed: nobody is waiting
+                waiter.get_loop().call_soon_threadsafe(self._resolve, waiter, started)
+        if started:
+            self.ready.set()
+
+    def _resolve(self, waiter: asyncio.Future[None], started: bool) -> None:
+        if waiter.done():
+            return
+        if started:
+            waiter.set_result(None)
+        else:
+            waiter.set_exception(self._startup_failure())
 
     def stop(self, force: bool = False) -> None:
         """Begin a graceful shutdown (``force=True``: close everything now). Safe from any thread."""
@@ -162,6 +205,10 @@ class Server:
         if self._stop_event is not None:
             self._stop_event.set()
 
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        """uvicorn's signal entry point: the first call stops gracefully, a second SIGINT forces."""
+        self._on_signal(signal.Signals(sig))
+
     # -- running --------------------------------------------------------------------------------------
     def run(self, sockets: Sequence[socket.socket] | None = None) -> None:
         """Run in a new event loop until stopped. Handles SIGINT/SIGTERM when on the main thread."""
@@ -173,16 +220,19 @@ class Server:
         self, sockets: Sequence[socket.socket] | None = None, *, install_signal_handlers: bool = False
     ) -> None:
         """Serve until ``stop()``; raises StartupError (never exits) when start-up fails."""
-        if self._running:
-            raise ServerStateError("this Server is already running; create another Server to serve twice")
-        self._running = True
+        with self._lock:
+            if self._running:
+                raise ServerStateError(
+                    "this Server is already running; wait for it to stop, or create another Server to serve twice"
+                )
+            self._running = True
+            self.startup_error = None
         self.finished.clear()
         self.ready.clear()
-        self.startup_error = None
-        self._loop = asyncio.get_running_loop()
+        self._signal_count = 0
         self._stop_event = asyncio.Event()
-        self._started_event = asyncio.Event()
-        if self._should_exit:
+        self._loop = asyncio.get_running_loop()
+        if self._should_exit:  # stop() came before serve(): start, then stop at once, as uvicorn does
             self._stop_event.set()
         _live_servers.add(self)
         if threading.current_thread() is not threading.main_thread():
@@ -195,18 +245,21 @@ class Server:
             await self._stop_event.wait()
             await self._shutdown(lifespan)
         except BaseException as exc:
-            if not self._started:
+            if lifespan is None:
                 self.startup_error = exc
             raise
         finally:
             if restore is not None:
                 restore()
             self._close_listeners()
-            self._started = False
-            self._running = False
-            self._should_exit = False
+            self._remove_uds()
+            self.addresses = []
+            with self._lock:
+                self._running = False
+                self._should_exit = False
+                self._loop = None
+            self._settle_start(False)
             self.force_exit = False
-            self._loop = None
             _live_servers.discard(self)
             self.finished.set()
 
@@ -218,18 +271,18 @@ class Server:
         state = ServerState(config, on_request_limit=self._on_request_limit)
         self.state = state
         if config.limit_max_requests is not None:
-            jitter = random.randint(0, config.limit_max_requests_jitter) if config.limit_max_requests_jitter else 0
+            jitter = (
+                random.randint(0, config.limit_max_requests_jitter) if config.limit_max_requests_jitter else 0
+            )
             state.request_limit = config.limit_max_requests + jitter
         lifespan = Lifespan(self._app, config.lifespan, state.lifespan_state, config.timeout_lifespan_startup)
         await lifespan.startup()
         try:
             await self._listen(sockets, state)
         except BaseException:
-            await lifespan.shutdown()
+            await lifespan.shutdown(config.timeout_graceful_shutdown)
             raise
-        self._started = True
-        self._started_event.set()  # type: ignore[union-attr]
-        self.ready.set()
+        self._settle_start(True)
         if config.callback_notify is not None:
             asyncio.get_running_loop().create_task(self._notify_loop())
         return lifespan
@@ -250,7 +303,9 @@ class Server:
         try:
             for sock in owned:
                 if sock.family == socket.AF_UNIX:
-                    server = await loop.create_unix_server(factory, sock=sock, ssl=tls, backlog=config.backlog)
+                    server = await loop.create_unix_server(
+                        factory, sock=sock, ssl=tls, backlog=config.backlog
+                    )
                 else:
                     server = await loop.create_server(factory, sock=sock, ssl=tls, backlog=config.backlog)
                 self.servers.append(server)
@@ -261,6 +316,8 @@ class Server:
                     sock.close()
             raise StartupError(f"Could not listen: {exc}", code="HW303") from exc
         self.sockets = owned
+        if announce and config.uds:
+            self._uds_path = config.uds
         scheme = "https" if tls is not None else "http"
         self.addresses = [describe(sock, scheme) for sock in owned]
         if announce:
@@ -277,25 +334,24 @@ class Server:
         assert state is not None
         logger.info("Shutting down")
         state.shutting_down = True
-        for server in self.servers:
-            server.close()
+        # From here nothing listens, so nothing may report the server as started.
+        self._close_listeners()
+        with self._lock:
+            self._started = False
+        self.ready.clear()
         for conn in list(state.connections):
             conn.shutdown()
         timeout = self.config.timeout_graceful_shutdown
         if not self.force_exit and (state.tasks or state.connections):
             if not state.connections:
                 state.all_closed.set()
-            waiters = [asyncio.ensure_future(state.all_closed.wait())]
-            if state.tasks:
-                waiters.append(asyncio.ensure_future(asyncio.wait(list(state.tasks))))
+            drained = asyncio.ensure_future(self._drained(state))
             self._stop_event = asyncio.Event()  # a second stop() now means: force
             forced = asyncio.ensure_future(self._stop_event.wait())
             done, _ = await asyncio.wait(
-                {asyncio.ensure_future(asyncio.gather(*waiters)), forced},
-                timeout=timeout,
-                return_when=asyncio.FIRST_COMPLETED,
+                {drained, forced}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED
             )
-            for waiter in (*waiters, forced):
+            for waiter in (drained, forced):
                 waiter.cancel()
             if not done:
                 logger.warning("Graceful shutdown timed out after %ss; closing open connections.", timeout)
@@ -306,10 +362,16 @@ class Server:
             task.cancel()
         if tasks:
             await asyncio.wait(tasks, timeout=1.0)
-        self._close_listeners()
-        await lifespan.shutdown()
-        self._started = False
+        # Bounded by the same timeout as the connections: a hanging shutdown handler cannot block a restart.
+        await lifespan.shutdown(timeout)
         logger.info("Finished server process [%d]", os.getpid())
+
+    @staticmethod
+    async def _drained(state: ServerState) -> None:
+        """Return once every connection has closed and every request task has finished."""
+        await state.all_closed.wait()
+        if state.tasks:
+            await asyncio.wait(list(state.tasks))
 
     def _close_listeners(self) -> None:
         for server in self.servers:
@@ -317,8 +379,17 @@ class Server:
         self.servers = []
         self.sockets = []
 
+    def _remove_uds(self) -> None:
+        # uvicorn.run removes the socket file it bound; so does hatchway, for the socket it bound itself.
+        path, self._uds_path = self._uds_path, None
+        if path is not None:
+            with contextlib.suppress(OSError):
+                os.unlink(path)
+
     def _on_request_limit(self) -> None:
-        logger.warning("Maximum request limit of %d exceeded. Terminating process.", self.config.limit_max_requests)
+        logger.warning(
+            "Maximum request limit of %d exceeded. Terminating process.", self.config.limit_max_requests
+        )
         self.stop()
 
     async def _notify_loop(self) -> None:
@@ -333,18 +404,23 @@ class Server:
         loop = asyncio.get_running_loop()
         if threading.current_thread() is not threading.main_thread():
             return None
-        installed: list[signal.Signals] = []
+        installed: dict[signal.Signals, Any] = {}
         try:
             for sig in _HANDLED_SIGNALS:
+                previous = signal.getsignal(sig)
                 loop.add_signal_handler(sig, functools.partial(self._on_signal, sig))
-                installed.append(sig)
+                installed[sig] = previous
         except (NotImplementedError, RuntimeError):  # pragma: no cover - Windows
             pass
 
         def restore() -> None:
-            for sig in installed:
+            # remove_signal_handler() resets to the default action; put back what the program had before.
+            for sig, previous in installed.items():
                 with contextlib.suppress(Exception):
                     loop.remove_signal_handler(sig)
+                if previous is not None:
+                    with contextlib.suppress(Exception):
+                        signal.signal(sig, previous)
 
         return restore
 

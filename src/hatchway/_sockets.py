@@ -17,15 +17,29 @@ SD_LISTEN_FDS_START = 3
 
 
 def _bind_error(exc: OSError, address: str, config: Config) -> BindError:
+    def error(message: str, code: str) -> BindError:
+        return BindError(message, code=code, address=address, errno=exc.errno)
+
     if exc.errno == errno.EADDRINUSE:
         hint = "stop the other process or pick another port (port=0 picks a free one)"
-        return BindError(f"Address {address} is already in use; {hint}.", code="HW301", address=address)
+        return error(f"Address {address} is already in use; {hint}.", "HW301")
     if exc.errno in (errno.EACCES, errno.EPERM):
-        hint = "ports below 1024 need privileges; use a port above 1024" if config.port < 1024 else "check permissions"
-        return BindError(f"Permission denied binding {address}; {hint}.", code="HW302", address=address)
+        if config.uds is None and config.port < 1024:
+            hint = "ports below 1024 need privileges; use a port above 1024"
+        else:
+            hint = "check the permissions of the socket's directory" if config.uds else "check permissions"
+        return error(f"Permission denied binding {address}; {hint}.", "HW302")
     if isinstance(exc, socket.gaierror):
-        return BindError(f"Cannot resolve host {config.host!r}: {exc.strerror}.", code="HW303", address=address)
-    return BindError(f"Cannot bind {address}: {exc.strerror or exc}.", code="HW303", address=address)
+        return error(
+            f"Cannot resolve host {config.host!r}: {exc.strerror}; use an IP address or a known name.",
+            "HW303",
+        )
+    if exc.errno == errno.EADDRNOTAVAIL:
+        return error(
+            f"Cannot bind {address}: no network interface has this address; use 127.0.0.1 or 0.0.0.0.",
+            "HW303",
+        )
+    return error(f"Cannot bind {address}: {exc.strerror or exc}.", "HW303")
 
 
 def bind_socket(config: Config) -> socket.socket:
@@ -92,7 +106,12 @@ def _from_fd(fd: int) -> socket.socket:
     try:
         sock = socket.socket(fileno=fd)
     except OSError as exc:
-        raise BindError(f"File descriptor {fd} is not an open socket: {exc.strerror}.", code="HW304") from exc
+        raise BindError(
+            f"File descriptor {fd} is not an open socket: {exc.strerror}; pass the number of a listening socket.",
+            code="HW304",
+            address=f"fd:{fd}",
+            errno=exc.errno,
+        ) from exc
     sock.set_inheritable(True)
     return sock
 

@@ -34,10 +34,19 @@ def _default_context(config: Config) -> ssl.SSLContext:
 def ssl_context(config: Config) -> ssl.SSLContext | None:
     """The context to serve TLS with, or None when TLS is off."""
     if config.ssl_context_factory is not None:
-        context = config.ssl_context_factory(config, lambda: _default_context(config))
+        try:
+            context = config.ssl_context_factory(config, lambda: _default_context(config))
+        except StartupError:
+            raise
+        except Exception as exc:
+            # The factory is user code: its failure is a start-up failure, with the original as the cause.
+            raise StartupError(
+                f"ssl_context_factory raised {type(exc).__name__}: {exc}", code="HW305"
+            ) from exc
         if not isinstance(context, ssl.SSLContext):
             raise StartupError(
-                f"ssl_context_factory must return an ssl.SSLContext, got {type(context).__name__}.", code="HW305"
+                f"ssl_context_factory must return an ssl.SSLContext, got {type(context).__name__}.",
+                code="HW305",
             )
         return context
     if config.is_ssl:

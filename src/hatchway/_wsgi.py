@@ -39,18 +39,24 @@ class WSGIMiddleware:
 
     def _call(self, environ: dict[str, Any]) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
         started: list[Any] = []
+        # PEP 3333's legacy write() callable: its data goes out before the returned iterable's.
+        written: list[bytes] = []
 
         def start_response(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
+            if exc_info is not None and started and written:
+                raise exc_info[1].with_traceback(exc_info[2])
             started[:] = [status, headers]
-            return lambda data: None
+            return written.append
 
         result: Iterable[bytes] = self.app(environ, start_response)
         try:
-            body = b"".join(result)
+            body = b"".join([*written, *result])
         finally:
             close = getattr(result, "close", None)
             if close is not None:
                 close()
+        if not started:
+            raise RuntimeError("The WSGI application returned without calling start_response().")
         status, headers = started
         return (
             int(status.split(" ", 1)[0]),

@@ -42,7 +42,9 @@ async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
         more = message.get("more_body", False)
     path = scope["path"]
     if path == "/json":
-        payload = json.dumps({"server": "hatchway", "version": __version__, "python": platform.python_version()})
+        payload = json.dumps(
+            {"server": "hatchway", "version": __version__, "python": platform.python_version()}
+        )
         content, kind = payload.encode(), b"application/json"
     elif path == "/echo":
         echo = {

@@ -37,3 +37,28 @@ if __name__ == "__main__":
     uvicorn.run(app, workers=1)
     uvicorn.run(app, reload=False)
     standalone = Config(app, reload=True)
+
+
+APP_PATH = "hw001_app_object:app"
+FROM_ENV = __import__("os").environ.get("APP", APP_PATH)
+
+
+def wrapper(target, reload=False):
+    # Compliant: the parameter may well be an import string.
+    uvicorn.run(target, reload=reload)
+
+
+def from_settings(settings):
+    uvicorn.run(APP_PATH, reload=True)
+    uvicorn.run(settings.app_path, workers=4)
+    uvicorn.run(FROM_ENV, reload=True)
+    path = "hw001_app_object:app"
+    uvicorn.run(path, reload=True)
+    built = make_app()
+    uvicorn.run(built, reload=True)  # error: HW001
+    uvicorn.run(make_app(), workers=2)  # error: HW001
+    uvicorn.run(lambda scope: app, reload=True)  # error: HW001
+
+
+def make_app():
+    return app

@@ -86,6 +86,7 @@ class Cycle:
         "body",
         "body_size",
         "chunked",
+        "client_eof",
         "disconnected",
         "expect_continue",
         "final_delivered",
@@ -116,6 +117,7 @@ class Cycle:
         self.final_delivered = False
         self.request_complete = False
         self.disconnected = False
+        self.client_eof = False
         self.response_started = False
         self.response_complete = False
         self.message_event = asyncio.Event()
@@ -140,6 +142,12 @@ class Cycle:
         self.disconnected = True
         self.message_event.set()
 
+    def eof_received(self) -> None:
+        """The client shut down its sending side: it may still read the response (half-close), but an app
+        waiting for the next message after the whole body learns that the client is done."""
+        self.client_eof = True
+        self.message_event.set()
+
     # -- ASGI ---------------------------------------------------------------------------------------
     async def receive(self) -> Message:
         if self.expect_continue and not self.disconnected and not self.response_started:
@@ -151,11 +159,11 @@ class Cycle:
                 self._conn.wait_for_body(self)
                 self.message_event.clear()
                 await self.message_event.wait()
-            elif self.final_delivered:
+            elif self.final_delivered and not self.client_eof:
                 # The whole body was delivered: as in uvicorn, the next receive waits for the client to go.
                 self.message_event.clear()
                 await self.message_event.wait()
-        if self.disconnected or self.response_complete:
+        if self.disconnected or self.response_complete or (self.client_eof and self.final_delivered):
             return {"type": "http.disconnect"}
         body = self.body[0] if len(self.body) == 1 else b"".join(self.body)
         self.body.clear()
@@ -170,8 +178,12 @@ class Cycle:
         if kind == "http.response.body":
             if not self.response_started or self.response_complete:
                 if self.response_complete:
-                    raise RuntimeError("Unexpected ASGI message 'http.response.body' sent, after response already completed.")
-                raise RuntimeError("Unexpected ASGI message 'http.response.body' sent, before 'http.response.start'.")
+                    raise RuntimeError(
+                        "Unexpected ASGI message 'http.response.body' sent, after response already completed."
+                    )
+                raise RuntimeError(
+                    "Unexpected ASGI message 'http.response.body' sent, before 'http.response.start'."
+                )
             if self.disconnected:
                 raise ClientDisconnected("the client disconnected")
             body = message.get("body", b"")
@@ -184,7 +196,9 @@ class Cycle:
             return
         if kind == "http.response.start":
             if self.response_started:
-                raise RuntimeError("Unexpected ASGI message 'http.response.start' sent, after response already started.")
+                raise RuntimeError(
+                    "Unexpected ASGI message 'http.response.start' sent, after response already started."
+                )
             self._start(message)
             return
         raise RuntimeError(f"Unexpected ASGI message {kind!r} sent for an HTTP request.")
@@ -194,8 +208,6 @@ class Cycle:
         status = message["status"]
         if not isinstance(status, int) or not 100 <= status <= 999:
             raise RuntimeError(f"Invalid HTTP status code {status!r} in response.")
-        self.response_started = True
-        self.status = status
         parts = [status_line(status), b""]
         content_length: int | None = None
         overrides_defaults = False
@@ -221,6 +233,9 @@ class Cycle:
             elif lname == b"server" or lname == b"date":
                 overrides_defaults = True
             parts.append(b"%s: %s\r\n" % (name, value))
+        # Started only once the headers are known to be valid: an invalid header still gets a clean 500.
+        self.response_started = True
+        self.status = status
         parts[1] = self._default_headers(overrides_defaults)
         self._content_length = content_length
         if content_length is not None:

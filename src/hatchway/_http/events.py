@@ -13,7 +13,16 @@ from typing import Protocol
 class RequestHead:
     """A complete request line and header block."""
 
-    __slots__ = ("expect_continue", "headers", "http_version", "keep_alive", "method", "query", "raw_path", "upgrade")
+    __slots__ = (
+        "expect_continue",
+        "headers",
+        "http_version",
+        "keep_alive",
+        "method",
+        "query",
+        "raw_path",
+        "upgrade",
+    )
 
     def __init__(
         self,
@@ -89,6 +98,9 @@ class Codec(Protocol):
 
     def trailing_data(self) -> bytes:
         """Bytes received after a request that asked to upgrade (the start of the new protocol)."""
+
+    def head_started(self) -> bool:
+        """Part of a request head has arrived and the head is not complete yet."""
 
 
 def split_target(target: bytes) -> tuple[bytes, bytes]:

@@ -2,15 +2,145 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import h11
 
 from hatchway._http.events import REQUEST_END, Body, Event, Limits, ParseError, RequestHead, split_target
-from hatchway._http.validate import expects_continue, head_problem, keep_alive, upgrade_token
+from hatchway._http.validate import (
+    MAX_CHUNK_LINE,
+    chunk_size,
+    expects_continue,
+    find_head_end,
+    head_problem,
+    keep_alive,
+    raw_head_problem,
+    upgrade_token,
+)
 
 # h11 tracks both sides of the connection; hatchway writes responses itself, so it tells h11 that a
 # response went out with this stand-in once the real one is complete.
 _DONE = h11.Response(status_code=200, headers=[(b"content-length", b"0")])
 _END = h11.EndOfMessage()
+
+
+def _refuse(problem: ParseError) -> h11.LocalProtocolError:
+    # Raised inside h11's reader; h11 re-raises it to us as RemoteProtocolError with this status hint.
+    return h11.LocalProtocolError(problem.reason, error_status_hint=problem.status)
+
+
+class _StrictChunkedReader:
+    """h11's chunked body reader with llhttp's strictness: chunk-size line grammar, size and length limits.
+
+    h11 accepts whitespace after the size, any bytes in extensions, unbounded sizes, and waits forever on a
+    bare-LF size line; llhttp refuses all of these (RFC 9112 7.1), so hatchway refuses them with h11 too.
+    """
+
+    def __init__(self) -> None:
+        self._remaining = 0
+        self._discard = b""
+        self._trailer = False
+
+    def __call__(self, buf: Any) -> h11.Data | h11.EndOfMessage | None:
+        if self._trailer:
+            return self._read_trailer(buf)
+        while self._discard:
+            data = buf.maybe_extract_at_most(len(self._discard))
+            if data is None:
+                return None
+            if data != self._discard[: len(data)]:
+                raise _refuse(ParseError(400, "missing CRLF after chunk data"))
+            self._discard = self._discard[len(data) :]
+        if self._remaining == 0:
+            line = buf.maybe_extract_next_line()
+            if line is None:
+                peek = bytes(buf)
+                if b"\n" in peek or len(peek) > MAX_CHUNK_LINE:
+                    raise _refuse(ParseError(400, "invalid chunk header"))
+                return None
+            if len(line) > MAX_CHUNK_LINE:
+                raise _refuse(ParseError(400, "chunk extensions too long"))
+            size = chunk_size(bytes(line))
+            if isinstance(size, ParseError):
+                raise _refuse(size)
+            if size == 0:
+                self._trailer = True
+                return self(buf)
+            self._remaining = size
+        data = buf.maybe_extract_at_most(self._remaining)
+        if data is None:
+            return None
+        self._remaining -= len(data)
+        if self._remaining == 0:
+            self._discard = b"\r\n"
+        return h11.Data(data=data)
+
+    def _read_trailer(self, buf: Any) -> h11.EndOfMessage | None:
+        peek = bytes(buf)
+        if peek[:2] == b"\r\n":
+            buf.maybe_extract_at_most(2)
+            return h11.EndOfMessage()
+        end = find_head_end(peek)
+        if end == -1:
+            if len(peek) > MAX_CHUNK_LINE * 4:
+                raise _refuse(ParseError(431, "trailer section too large"))
+            return None
+        # Trailer fields follow the head's rules (bare LF, obs-fold, control characters: RFC 9112 7.1.2).
+        problem = raw_head_problem(b"GET / HTTP/1.1\r\n" + peek[:end], 1 << 30)
+        if problem is not None:
+            raise _refuse(problem)
+        buf.maybe_extract_at_most(end)
+        return h11.EndOfMessage()
+
+    def read_eof(self) -> None:
+        raise h11.RemoteProtocolError("peer closed connection without sending complete message body")
+
+
+class _StrictConnection(h11.Connection):
+    """An h11 server connection whose request-head and chunked-body readers are as strict as llhttp."""
+
+    def __init__(self, limits: Limits, max_incomplete_event_size: int) -> None:
+        # Set before h11's __init__, which already asks for the first reader.
+        self._max_fields = limits.limit_request_fields
+        self._max_line = limits.limit_request_line
+        self._max_head = limits.limit_request_head_size
+        super().__init__(h11.SERVER, max_incomplete_event_size=max_incomplete_event_size)
+
+    def _get_io_object(self, role: Any, event: Any, io_dict: Any) -> Any:
+        reader = super()._get_io_object(role, event, io_dict)  # type: ignore[misc]
+        if role is not h11.CLIENT or reader is None:
+            return reader
+        if type(reader).__name__ == "ChunkedReader":
+            return _StrictChunkedReader()
+        if self.their_state is h11.IDLE:
+            return self._head_reader(reader)
+        return reader
+
+    def _head_reader(self, reader: Any) -> Any:
+        max_fields, max_line, max_head = self._max_fields, self._max_line, self._max_head
+
+        def read_head(buf: Any) -> Any:
+            peek = bytes(buf)
+            if peek[:1] in (b"\r", b"\n"):
+                # RFC 9112 2.2: empty lines before a request line are ignored (as llhttp does).
+                stripped = peek.lstrip(b"\r\n")
+                buf.maybe_extract_at_most(len(peek) - len(stripped))
+                peek = stripped
+            # The target is measured as it arrives (414), like llhttp's on_url, not once the line is whole.
+            line_end = peek.find(b"\n")
+            parts = (peek if line_end == -1 else peek[:line_end]).split(b" ", 2)
+            if len(parts) > 1 and len(parts[1]) > max_line:
+                raise _refuse(ParseError(414, "request line too long"))
+            end = find_head_end(peek)
+            if end != -1:
+                if end > max_head:
+                    raise _refuse(ParseError(431, "request head too large"))
+                problem = raw_head_problem(peek[:end], max_fields)
+                if problem is not None:
+                    raise _refuse(problem)
+            return reader(buf)
+
+        return read_head
 
 
 class H11Codec:
@@ -19,14 +149,22 @@ class H11Codec:
     def __init__(self, limits: Limits, max_incomplete_event_size: int | None = None) -> None:
         self._max_line = limits.limit_request_line
         self._max_fields = limits.limit_request_fields
-        self._conn = h11.Connection(
-            h11.SERVER, max_incomplete_event_size=max_incomplete_event_size or limits.limit_request_head_size
-        )
+        self._max_head = limits.limit_request_head_size
+        self._limits = limits
+        self._max_incomplete = max_incomplete_event_size or limits.limit_request_head_size
+        self._conn = _StrictConnection(limits, self._max_incomplete)
         self._failed = False
         self._upgrade = False
+        # h11 ends every HTTP/1.0 connection after one request; for an HTTP/1.0 keep-alive request the
+        # bytes that follow are held here and parsed by a fresh h11 connection (RFC 9112 9.3, Appendix C.2.2).
+        self._hold: bytes | None = None
+        self._reuse_10 = False
 
     def feed(self, data: bytes) -> list[Event]:
         if self._failed:
+            return []
+        if self._hold is not None:
+            self._hold += data
             return []
         try:
             self._conn.receive_data(data)
@@ -37,6 +175,11 @@ class H11Codec:
 
     def next_cycle(self) -> list[Event]:
         conn = self._conn
+        if self._hold is not None:
+            held = conn.trailing_data[0] + self._hold
+            self._hold = None
+            self._conn = _StrictConnection(self._limits, self._max_incomplete)
+            return self.feed(held) if held else []
         if self._failed or conn.their_state is h11.MUST_CLOSE:
             return []
         try:
@@ -50,6 +193,12 @@ class H11Codec:
 
     def trailing_data(self) -> bytes:
         return self._conn.trailing_data[0]
+
+    def head_started(self) -> bool:
+        if self._hold:
+            return True
+        conn = self._conn
+        return conn.their_state is h11.IDLE and bool(conn.trailing_data[0].strip(b"\r\n"))
 
     def _drain(self) -> list[Event]:
         events: list[Event] = []
@@ -69,10 +218,15 @@ class H11Codec:
                 if isinstance(head, ParseError):
                     self._failed = True
                     return events
+                self._reuse_10 = head.keep_alive and head.http_version == "1.0"
             elif isinstance(event, h11.Data):
                 events.append(Body(bytes(event.data)))
             elif isinstance(event, h11.EndOfMessage):
                 events.append(REQUEST_END)
+                if self._reuse_10:
+                    self._reuse_10 = False
+                    self._hold = b""
+                    return events
             else:  # ConnectionClosed
                 return events
 

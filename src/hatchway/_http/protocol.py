@@ -15,7 +15,7 @@ from urllib.parse import unquote_to_bytes
 
 from hatchway._http.cycle import HIGH_WATER, Cycle, plain_response
 from hatchway._http.events import Body, Codec, ParseError, RequestEnd, RequestHead
-from hatchway._logs import logger
+from hatchway._logs import escape, logger
 from hatchway._proxy import TrustedProxies, apply_proxy_headers
 
 if TYPE_CHECKING:
@@ -99,6 +99,7 @@ class HttpProtocol(asyncio.Protocol):
         self._send_timer: asyncio.TimerHandle | None = None
         self.closed = False
         self.closing = False
+        self.client_eof = False
 
     # -- asyncio callbacks --------------------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -131,12 +132,15 @@ class HttpProtocol(asyncio.Protocol):
             waiter.set_result(None)
 
     def eof_received(self) -> bool | None:
-        # A half-closed client may still be waiting for its response; close once it has been sent.
-        if self.cycle is not None and not self.cycle.response_complete:
-            self.cycle.keep_alive = False
-            self.pipeline.clear()
-            return True
-        return None
+        target = self.body_target
+        if self.cycle is None or (target is not None and not target.request_complete):
+            # Idle, or a body cut short that can never complete: close (the app sees http.disconnect).
+            return None
+        # A half-closed client may still be waiting for its responses (RFC 9112 9.6): answer every request
+        # it sent, then close.
+        self.client_eof = True
+        self.cycle.eof_received()
+        return True
 
     def data_received(self, data: bytes) -> None:
         if self._timer_kind == "keep-alive":
@@ -273,11 +277,17 @@ class HttpProtocol(asyncio.Protocol):
             if self.reading_paused and len(self.pipeline) < _PIPELINE_MAX // 2:
                 self.resume_reading()
             self._start(item)
+        elif self.codec.head_started():
+            # The next head is on its way: it must be complete within the head timeout (slow clients).
+            self.resume_reading()
+            self._arm("head", self.config.timeout_request_header, self._on_timeout)
         else:
             self.resume_reading()
             self._arm("keep-alive", self.config.timeout_keep_alive, self._on_timeout)
         if events:
             self._replay(events)
+        if self.client_eof and self.cycle is None:
+            self.close()
 
     def _replay(self, events: list[Any]) -> None:
         # Events parsed after a cycle boundary (h11 holds the next request until the previous is done).
@@ -298,16 +308,39 @@ class HttpProtocol(asyncio.Protocol):
                 return
 
     def _on_parse_error(self, error: ParseError) -> None:
+        target, self.body_target = self.body_target, None
         if self.cycle is not None:
+            if target is self.cycle and not target.request_complete:
+                # The body of the request in progress is malformed (RFC 9112 7.1): nothing after it can be
+                # framed, so answer the error unless a response has begun, and close.
+                logger.warning("Invalid HTTP request received: %s", escape(error.reason))
+                started = target.response_started
+                target.connection_lost()
+                if not started:
+                    target.response_started = True
+                    self.write(
+                        plain_response(
+                            error.status,
+                            _ERROR_TEXT.get(error.status, "Bad Request"),
+                            self.state.default_headers(),
+                        )
+                    )
+                self.close()
+                return
+            if target is not None and not target.request_complete and target in self.pipeline:
+                # A queued request whose body is malformed: the error answers it, in order.
+                self.pipeline.remove(target)
             # Answer in order: the requests already accepted come first.
             self.pipeline.append(error)
             self.pause_reading()
-            if self.body_target is not None and not self.body_target.request_complete:
-                self.body_target.connection_lost()
             return
         self._cancel_timer()
-        logger.warning("Invalid HTTP request received: %s", error.reason)
-        self.write(plain_response(error.status, _ERROR_TEXT.get(error.status, "Bad Request"), self.state.default_headers()))
+        logger.warning("Invalid HTTP request received: %s", escape(error.reason))
+        self.write(
+            plain_response(
+                error.status, _ERROR_TEXT.get(error.status, "Bad Request"), self.state.default_headers()
+            )
+        )
         self.close()
 
     def _scope(self, head: RequestHead) -> dict[str, Any]:
@@ -361,7 +394,9 @@ class HttpProtocol(asyncio.Protocol):
             if p.strip()
         ]
         scope["extensions"] = {"websocket.http.response": {}}
-        start_websocket(self.transport, self.config, self.state, self.app, scope, head, self.codec.trailing_data())
+        start_websocket(
+            self.transport, self.config, self.state, self.app, scope, head, self.codec.trailing_data()
+        )
         return True
 
     # -- shutdown and timers ------------------------------------------------------------------------
@@ -369,7 +404,7 @@ class HttpProtocol(asyncio.Protocol):
         """Graceful: close now if idle, else after the response in progress."""
         self.closing = True
         self.pipeline.clear()
-        if self.cycle is None or self.cycle.response_complete:
+        if self.cycle is None or self.cycle.response_complete or self.cycle.disconnected:
             self.close()
         else:
             self.cycle.keep_alive = False
@@ -441,4 +476,3 @@ async def service_unavailable(scope: dict[str, Any], receive: Any, send: Any) ->
         }
     )
     await send({"type": "http.response.body", "body": b"Service Unavailable"})
-

@@ -2,43 +2,138 @@
 
 from __future__ import annotations
 
+import re
+
 from hatchway._http.events import ParseError
 
-_TOKEN_CHARS = frozenset(b"!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ")
+# The methods llhttp (httptools) accepts on an HTTP/1.x request line; h11 accepts any token. Both codecs
+# accept exactly this set so the choice of parser never changes which requests reach the app.
+LLHTTP_METHODS = frozenset(
+    b"ACL BIND CHECKOUT CONNECT COPY DELETE GET HEAD LINK LOCK M-SEARCH MERGE MKACTIVITY MKCALENDAR MKCOL "
+    b"MOVE NOTIFY OPTIONS PATCH POST PROPFIND PROPPATCH PURGE PUT QUERY REBIND REPORT SEARCH SOURCE "
+    b"SUBSCRIBE TRACE UNBIND UNLINK UNLOCK UNSUBSCRIBE".split()
+)
+# RFC 9112 6.1 / RFC 9110 8.6: Content-Length and chunk sizes above 2**53 do not survive every
+# intermediary's arithmetic (JavaScript numbers); refusing them removes a request-smuggling lever.
+MAX_BODY_LENGTH = 2**53
+# RFC 9110 7.2 / RFC 3986 3.2.2: Host is uri-host [ ":" port ]; anything else (spaces, "/", "@") is refused.
+_HOST = re.compile(rb"(?:\[[0-9A-Za-z:.\-_~!$&'()*+,;=]*\]|[0-9A-Za-z\-._~%!$&'()*+,;=]*)(?::[0-9]*)?")
 
 
 def head_problem(http_version: str, headers: list[tuple[bytes, bytes]]) -> ParseError | None:
     """The reason to refuse this head, or None. Ambiguous framing is refused, never guessed (RFC 9112 6.3)."""
+    if http_version != "1.1" and http_version != "1.0":
+        # RFC 9110 15.6.6: a major version we do not speak; HTTP/0.9 has no version at all.
+        return (
+            ParseError(400, "HTTP/0.9 request")
+            if http_version == "0.9"
+            else ParseError(505, "unsupported HTTP version")
+        )
+    host: bytes | None = None
     hosts = 0
     content_lengths = 0
     transfer_encodings: list[bytes] = []
     for name, value in headers:
         if name == b"host":
             hosts += 1
+            host = value
         elif name == b"content-length":
             content_lengths += 1
-            if not value.isdigit() or len(value) > 15:
+            # RFC 9112 6.3: a list, sign, hex or otherwise invalid value is unrecoverable framing.
+            if not value.isdigit() or not value.isascii() or len(value) > 16 or int(value) > MAX_BODY_LENGTH:
                 return ParseError(400, "invalid Content-Length")
         elif name == b"transfer-encoding":
             transfer_encodings.extend(t.strip().lower() for t in value.split(b","))
-    if http_version == "1.1" and hosts != 1:
-        return ParseError(400, "missing Host header" if hosts == 0 else "duplicate Host header")
+    # RFC 9112 3.2: exactly one Host on HTTP/1.1, at most one on HTTP/1.0, and a valid value.
     if hosts > 1:
         return ParseError(400, "duplicate Host header")
+    if host is None:
+        if http_version == "1.1":
+            return ParseError(400, "missing Host header")
+    elif not _HOST.fullmatch(host):
+        return ParseError(400, "invalid Host header")
     if content_lengths > 1:
         return ParseError(400, "duplicate Content-Length")
     if transfer_encodings:
+        # RFC 9112 6.1-6.3: TE with CL, TE on HTTP/1.0, chunked applied twice or not last: 400; a coding
+        # we do not implement before a final chunked: 501.
         if content_lengths:
             return ParseError(400, "both Content-Length and Transfer-Encoding")
         if http_version == "1.0":
             return ParseError(400, "Transfer-Encoding in an HTTP/1.0 request")
         if transfer_encodings[-1] != b"chunked":
-            return ParseError(501, "unsupported Transfer-Encoding")
+            return ParseError(400, "chunked is not the final Transfer-Encoding")
         if transfer_encodings.count(b"chunked") > 1:
             return ParseError(400, "chunked applied twice")
-        if any(t != b"chunked" for t in transfer_encodings):
-            return ParseError(501, "unsupported Transfer-Encoding")
+        return ParseError(501, "unsupported Transfer-Encoding") if len(transfer_encodings) > 1 else None
     return None
+
+
+# -- raw-head checks for the h11 codec ---------------------------------------------------------------
+# llhttp (strict, as httptools configures it) refuses these on the wire; h11 tolerates some of them, so
+# the h11 codec checks the raw head bytes first and the two codecs refuse the same requests.
+#   bare LF or bare CR (RFC 9112 2.2: no tolerance, it is how line-ending smuggling works),
+#   obs-fold (RFC 9112 5.2: a server MUST reject or replace; hatchway rejects),
+#   control characters and DEL in field values (RFC 9110 5.5).
+_BAD_HEAD_BYTES = re.compile(rb"(?<!\r)\n|\r(?!\n)|\n[ \t]|[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+_FIELD_NAME = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+_HEAD_END = re.compile(rb"\r?\n\r?\n")
+
+
+def find_head_end(data: bytes) -> int:
+    """The index just past the blank line ending the head in ``data``, or -1 while incomplete."""
+    match = _HEAD_END.search(data)
+    return match.end() if match else -1
+
+
+def raw_head_problem(head: bytes, max_fields: int) -> ParseError | None:
+    """Refusals for a complete raw head (request line to blank line) that llhttp makes on the wire."""
+    if _BAD_HEAD_BYTES.search(head):
+        return ParseError(400, "invalid characters or line endings in the request head")
+    lines = head[:-4].split(b"\r\n")
+    method, _, rest = lines[0].partition(b" ")
+    if method not in LLHTTP_METHODS:
+        return ParseError(400, "invalid method")
+    if rest[:1] == b" ":
+        return ParseError(400, "invalid request line")
+    if len(lines) - 1 > max_fields:
+        return ParseError(431, "too many header fields")
+    framing = []
+    for line in lines[1:]:
+        name, colon, value = line.partition(b":")
+        if not colon or not _FIELD_NAME.fullmatch(name):
+            # RFC 9112 5.1: no whitespace between name and colon; RFC 9110 5.1: the name is a token.
+            return ParseError(400, "invalid header line")
+        lname = name.lower()
+        if lname == b"content-length" or lname == b"transfer-encoding":
+            framing.append((lname, value.strip(b" \t")))
+    if framing:
+        version = b"1.0" if lines[0].endswith(b"HTTP/1.0") else b"1.1"
+        problem = head_problem(version.decode(), [*framing, (b"host", b"")])
+        if problem is not None:
+            return problem
+    return None
+
+
+_CHUNK_LINE = re.compile(
+    rb"([0-9A-Fa-f]+)"
+    rb"((?:[ \t]*;[ \t]*[!#$%&'*+\-.^_`|~0-9A-Za-z]+"
+    rb"(?:[ \t]*=[ \t]*(?:[!#$%&'*+\-.^_`|~0-9A-Za-z]+|\"(?:[\t !#-\[\]-~\x80-\xff]|\\[\t -~\x80-\xff])*\"))?)*)"
+    rb"\r\n"
+)
+#: Chunk-size line including extensions; longer lines are refused (llhttp streams extensions, h11 buffers them).
+MAX_CHUNK_LINE = 4096
+
+
+def chunk_size(line: bytes) -> int | ParseError:
+    """The size a chunk-size line (with its CRLF) declares, or why it is refused (RFC 9112 7.1)."""
+    match = _CHUNK_LINE.fullmatch(line)
+    if match is None:
+        return ParseError(400, "invalid chunk header")
+    digits = match.group(1).lstrip(b"0")
+    if len(digits) > 14 or (digits and int(digits, 16) > MAX_BODY_LENGTH):
+        return ParseError(400, "chunk size too large")
+    return int(digits, 16) if digits else 0
 
 
 def keep_alive(http_version: str, connection: set[bytes]) -> bool:

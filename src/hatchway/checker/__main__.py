@@ -4,4 +4,6 @@ from __future__ import annotations
 
 from hatchway.checker import main
 
-raise SystemExit(main())
+# Guarded: the process pool may start workers by importing this module again (spawn/forkserver).
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -34,6 +34,13 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--ignore", action="append", default=[], help="skip these codes or prefixes")
     parser.add_argument("--fix", action="store_true", help="rewrite what is safe to fix, report the rest")
+    parser.add_argument(
+        "--jobs",
+        type=int,
+        default=None,
+        metavar="N",
+        help="processes to parse with (default: one per CPU for big trees)",
+    )
     parser.add_argument("--list-rules", action="store_true", help="print the rules and exit")
     return parser
 
@@ -55,7 +62,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     try:
         selection = Selection(_codes(args.select), _codes(args.ignore))
-        result = check_paths(args.paths, selection=selection, fix=args.fix)
+        result = check_paths(args.paths, selection=selection, fix=args.fix, jobs=args.jobs)
     except SelectionError as exc:
         sys.stderr.write(f"hatchway check: error: {exc}\n")
         return 2

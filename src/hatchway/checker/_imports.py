@@ -23,6 +23,8 @@ API: dict[str, tuple[Flavor, Kind]] = {
     "hatchway.Config": ("hatchway", "Config"),
     "hatchway._config.Config": ("hatchway", "Config"),
     "hatchway.Server": ("hatchway", "Server"),
+    "hatchway._run.run": ("hatchway", "run"),
+    "hatchway._server.Server": ("hatchway", "Server"),
 }
 # What ``from uvicorn import *`` / ``from hatchway import *`` brings in that we care about.
 _STAR_NAMES = ("run", "Config", "Server")

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from hatchway._version import __version__
 from hatchway.checker._model import PARSE_ERROR, RULES, docs_page
@@ -62,7 +65,6 @@ def sarif(result: Result) -> str:
             "id": code,
             "name": RULES[code].name,
             "shortDescription": {"text": RULES[code].summary},
-            "helpUri": RULES[code].docs,
             "help": {"text": f"See {RULES[code].docs}"},
             "defaultConfiguration": {"level": RULES[code].severity},
         }
@@ -116,7 +118,10 @@ def github(result: Result) -> str:
 
 
 def _uri(path: str) -> str:
-    return path.replace("\\", "/").removeprefix("./")
+    # SARIF wants URIs: relative paths stay relative to the repository (what code scanning expects).
+    if os.path.isabs(path):
+        return Path(path).as_uri()
+    return quote(path.replace("\\", "/").removeprefix("./"))
 
 
 def _data(value: str) -> str:

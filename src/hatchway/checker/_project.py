@@ -11,6 +11,7 @@ from typing import Literal
 from hatchway._errors import closest
 
 _EXTENSION_SUFFIXES = (".so", ".pyd")
+_PROJECT_MARKERS = ("pyproject.toml", "setup.py", "setup.cfg", ".git")
 
 
 @dataclass(frozen=True)
@@ -133,6 +134,7 @@ class Project:
     def __init__(self) -> None:
         self._roots: dict[Path, Path] = {}
         self._infos: dict[Path, ModuleInfo | None] = {}
+        self._tops: dict[Path, Path | None] = {}
 
     def package_root(self, directory: Path) -> Path:
         """The first ancestor (or ``directory`` itself) that is not a package: where imports start from."""
@@ -143,6 +145,16 @@ class Project:
             root = self.package_root(directory.parent)
         self._roots[directory] = root
         return root
+
+    def top(self, directory: Path) -> Path | None:
+        """The nearest ancestor holding a project marker (pyproject.toml, setup.py, .git, ...), if any."""
+        if directory not in self._tops:
+            if any((directory / m).exists() for m in _PROJECT_MARKERS):
+                self._tops[directory] = directory
+            else:
+                parent = directory.parent
+                self._tops[directory] = None if parent == directory else self.top(parent)
+        return self._tops[directory]
 
     def module_name(self, path: Path) -> str | None:
         """The dotted name ``path`` is imported as from its package root; None if some part is not a name."""

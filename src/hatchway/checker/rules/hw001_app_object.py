@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from hatchway.checker._context import FileContext, ServerCall
 from hatchway.checker._model import Edit, Finding, rule
 from hatchway.checker.rules._common import (
-    is_import_string,
+    app_kind,
     label,
     module_factory,
     option_calls,
@@ -35,8 +35,8 @@ def import_string_for(ctx: FileContext, call: ServerCall, app: ast.expr) -> str 
     "HW001",
     "app-object-with-reload",
     "app object (not an import string) passed to uvicorn with reload, workers or debug",
-    "{func} gets the app object {app} with {option}: uvicorn can reload or start workers only by importing "
-    "the app again in each new process, so it warns and runs without them; {fix}",
+    "{func} gets the app object {app} with {option}: reload and workers import the app again in each new "
+    "process, which takes an import string; {consequence}; {fix}",
     fixable=True,
 )
 def check(ctx: FileContext) -> Iterator[Finding]:
@@ -46,16 +46,36 @@ def check(ctx: FileContext) -> Iterator[Finding]:
             continue
         app = call.app
         option = process_option(call)
-        if app is None or option is None or is_import_string(app) or isinstance(app, ast.Constant):
+        if app is None or option is None or app_kind(ctx, app, call.node) != "object":
             continue
         target = import_string_for(ctx, call, app)
-        if target is not None and ctx.source is not None:
-            start, end = ctx.span(app)
-            fix = f'use "{target}" instead of {text(app)}'
-            edits: tuple[Edit, ...] = (Edit(start, end, f'"{target}"'),)
-        elif target is not None:
-            fix, edits = f'use "{target}" instead of {text(app)}', ()
+        edits: tuple[Edit, ...] = ()
+        if call.ref.kind == "Config":
+            # Server.run() never supervises, so swapping in the string alone would not make reload work.
+            consequence = (
+                "Server.run() starts neither a reloader nor workers, so the option is silently ignored"
+            )
+            name = f'"{target}"' if target else '"<module>:<name>"'
+            fix = f"call uvicorn.run({name}, {option}) instead"
         else:
-            fix = f'pass an import string "<module>:<name>" naming a module-level app instead of {text(app)}'
-            edits = ()
-        yield ctx.finding(check, app, edits, func=label(call), app=text(app), option=option, fix=fix)
+            consequence = (
+                'uvicorn exits at start-up with "You must pass the application as an import string to enable '
+                "'reload' or 'workers'\""
+            )
+            if target is not None:
+                fix = f'use "{target}" instead of {text(app)}'
+                if ctx.source is not None:
+                    start, end = ctx.span(app)
+                    edits = (Edit(start, end, f'"{target}"'),)
+            else:
+                fix = f'pass an import string "<module>:<name>" naming a module-level app instead of {text(app)}'
+        yield ctx.finding(
+            check,
+            app,
+            edits,
+            func=label(call),
+            app=text(app),
+            option=option,
+            consequence=consequence,
+            fix=fix,
+        )

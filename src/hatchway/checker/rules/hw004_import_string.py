@@ -35,7 +35,12 @@ def check(ctx: FileContext) -> Iterator[Finding]:
 
 
 def bases(ctx: FileContext, call: ServerCall) -> list[Path]:
-    """Directories the import may start from: ``app_dir=``, the package root, the file's own directory."""
+    """Directories the import may start from, most likely first.
+
+    ``app_dir=``, the package root and the file's own directory; then, because the server is often started
+    from elsewhere in the project (a ``scripts/`` file naming ``"app.main:app"``), every directory up to
+    the project's top (the nearest pyproject.toml, setup.py or .git) and its ``src/``.
+    """
     here = ctx.file.absolute().parent
     root = ctx.project.package_root(here)
     found: list[Path] = []
@@ -43,6 +48,10 @@ def bases(ctx: FileContext, call: ServerCall) -> list[Path]:
     if isinstance(app_dir, str) and app_dir:
         found += [here / app_dir, root / app_dir]
     found += [root, here]
+    top = ctx.project.top(here)
+    if top is not None:
+        found += [d for d in here.parents if d == top or top in d.parents]
+        found.append(top / "src")
     return list(dict.fromkeys(p.resolve() if ".." in p.parts else p for p in found))
 
 

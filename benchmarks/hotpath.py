@@ -1,0 +1,135 @@
+"""In-process micro-benchmark of hatchway's HTTP hot path: no sockets, no wrk, no kernel.
+
+Feeds requests to ``HttpProtocol`` through a recording transport on a uvloop loop and reports the CPU time
+per request. Far less noisy than the load run on a shared machine, so it is the tool for before/after
+comparisons of a hot-path change:
+
+    python benchmarks/hotpath.py                         # this tree
+    python benchmarks/hotpath.py --compare /tmp/old/src  # interleaved: this tree vs another src/ directory
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+REQUEST = b"GET /bench?x=1 HTTP/1.1\r\nHost: 127.0.0.1:8000\r\nUser-Agent: wrk\r\nAccept: */*\r\n\r\n"
+POST_64K = (
+    b"POST /echo HTTP/1.1\r\nHost: 127.0.0.1:8000\r\nContent-Type: application/octet-stream\r\n"
+    b"Content-Length: 65536\r\n\r\n" + b"a" * 65536
+)
+
+
+class Transport(asyncio.Transport):
+    """Counts responses (by status line) and never pushes back."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.responses = 0
+        self.closed = False
+
+    def write(self, data: bytes | bytearray | memoryview) -> None:
+        self.responses += bytes(data).count(b"HTTP/1.1 200")
+
+    def get_extra_info(self, name: str, default: Any = None) -> Any:
+        return {"peername": ("127.0.0.1", 50000), "sockname": ("127.0.0.1", 8000)}.get(name, default)
+
+    def close(self) -> None:
+        self.closed = True
+
+    def is_closing(self) -> bool:
+        return self.closed
+
+    def pause_reading(self) -> None:
+        pass
+
+    def resume_reading(self) -> None:
+        pass
+
+
+async def drive(app_name: str, requests: int, depth: int, http: str) -> float:
+    sys.path.insert(0, str(HERE))
+    import apps
+
+    from hatchway._config import Config
+    from hatchway._http.protocol import HttpProtocol, make_codec_factory
+    from hatchway._proxy import TrustedProxies
+    from hatchway._state import ServerState
+
+    app = getattr(apps, app_name)
+    config = Config(app=app, http=http, access_log=False, log_level="warning")
+    loop = asyncio.get_running_loop()
+    state = ServerState(config)
+    trusted = TrustedProxies(config.trusted_proxies) if config.proxy_headers else None
+    proto = HttpProtocol(config, state, app, make_codec_factory(config), trusted, loop)
+    transport = Transport()
+    proto.connection_made(transport)
+    payload = (POST_64K if app_name == "echo" else REQUEST) * depth
+    done = 0
+    start = time.process_time()
+    while done < requests:
+        target = transport.responses + depth
+        proto.data_received(payload)
+        while transport.responses < target:
+            await asyncio.sleep(0)
+        done += depth
+    elapsed = time.process_time() - start
+    proto.connection_lost(None)
+    return elapsed / done * 1e6
+
+
+def child(args: argparse.Namespace) -> None:
+    import uvloop
+
+    out = {}
+    for case in args.cases.split(","):
+        app, _, depth = case.partition("x")
+        uvloop.run(drive(app, args.requests // 10, int(depth or 1), args.http))  # warm-up
+        out[case] = uvloop.run(drive(app, args.requests, int(depth or 1), args.http))
+    print(json.dumps(out))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--compare", default="", help="another hatchway src/ directory to run interleaved")
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--requests", type=int, default=20000)
+    parser.add_argument("--http", default="httptools")
+    parser.add_argument("--cases", default="plain,json,plainx16,stream,echo,fastapi_app")
+    parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        child(args)
+        return
+    trees = {"this tree": ""}
+    if args.compare:
+        trees["compare"] = str(Path(args.compare).resolve())
+    results: dict[str, dict[str, list[float]]] = {t: {} for t in trees}
+    for _ in range(args.rounds):
+        for tree, src in trees.items():
+            env = {**os.environ, **({"PYTHONPATH": src} if src else {})}
+            argv = [sys.executable, __file__, "--child", "--requests", str(args.requests), "--http", args.http]
+            out = subprocess.run([*argv, "--cases", args.cases], env=env, capture_output=True, text=True)
+            if out.returncode:
+                sys.exit(out.stderr)
+            for case, us in json.loads(out.stdout).items():
+                results[tree].setdefault(case, []).append(us)
+    print(f"CPU µs per request (median of {args.rounds} interleaved runs), --http {args.http}")
+    print(f"{'case':<14}" + "".join(f"{t:>14}" for t in trees) + ("     ratio" if args.compare else ""))
+    for case in args.cases.split(","):
+        meds = [statistics.median(results[t][case]) for t in trees]
+        ratio = f"{meds[1] / meds[0]:9.2f}x" if args.compare else ""
+        print(f"{case:<14}" + "".join(f"{m:14.2f}" for m in meds) + ratio)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,461 @@
+"""The asyncio adapter for WebSockets: websockets' sans-I/O ``ServerProtocol`` behind an ``asyncio.Protocol``.
+
+Mechanical like the HTTP adapter: feed bytes, collect events, write what the protocol produced, act.
+Framing, masking, close-code and UTF-8-in-close rules, size limits and permessage-deflate are the websockets
+library's; every timer (keepalive ping, pong deadline, close deadline, send timeout) and all flow control live
+here. ASGI message ordering lives in ``_ws_asgi``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import codecs
+import contextvars
+import logging
+import random
+import struct
+from typing import TYPE_CHECKING, Any
+
+from websockets.datastructures import Headers
+from websockets.exceptions import InvalidState
+from websockets.extensions.permessage_deflate import ServerPerMessageDeflateFactory
+from websockets.frames import Frame, Opcode
+from websockets.http11 import Request, Response
+from websockets.protocol import CONNECTING, OPEN
+from websockets.server import ServerProtocol
+
+from hatchway._http.cycle import ClientDisconnected
+from hatchway._logs import logger
+from hatchway._ws_asgi import Stage, WebSocketSession, default_header_pairs, http_response
+
+if TYPE_CHECKING:
+    from hatchway._config import Config
+    from hatchway._http.events import RequestHead
+    from hatchway._state import ServerState
+
+__all__ = ["start_websocket", "ws_implementation_notice"]
+
+#: Seconds to wait for the peer's half of a closing handshake before dropping TCP (websockets' default).
+CLOSE_TIMEOUT = 10.0
+#: Bytes held from a client that sends before its handshake is answered; reading pauses beyond this.
+_EARLY_LIMIT = 65536
+# The library's own messages ("connection open", parser failures) stay under its logger name.
+_LIBRARY_LOGGER = logging.getLogger("websockets.server")
+_TEXT, _BINARY, _CONT, _PONG, _CLOSE = Opcode.TEXT, Opcode.BINARY, Opcode.CONT, Opcode.PONG, Opcode.CLOSE
+_utf8_decoder = codecs.getincrementaldecoder("utf-8")
+
+_notice_given = False
+
+
+def ws_implementation_notice(config: Config) -> None:
+    """Warn once per process when ``ws`` names an implementation hatchway serves with websockets instead.
+
+    ``--ws wsproto`` is a valid uvicorn setting, so a drop-in replacement accepts it rather than refusing to start;
+    the warning says what actually serves the connections. The server may call this at start-up; the first
+    WebSocket handshake calls it too.
+    """
+    global _notice_given
+    if config.ws == "wsproto" and not _notice_given:
+        _notice_given = True
+        logger.warning("ws='wsproto' is served by hatchway's websockets (sans-I/O) implementation.")
+
+
+def start_websocket(
+    transport: asyncio.Transport,
+    config: Config,
+    state: ServerState,
+    app: Any,
+    scope: dict[str, Any],
+    head: RequestHead,
+    trailing_data: bytes,
+) -> None:
+    """Take over ``transport`` from the HTTP protocol after an upgrade request and run the ASGI app on it."""
+    ws_implementation_notice(config)
+    extensions = []
+    if config.ws_per_message_deflate:
+        # websockets' own server defaults: 4 KiB windows and memLevel 5 keep per-connection zlib memory small.
+        extensions.append(
+            ServerPerMessageDeflateFactory(
+                server_max_window_bits=12, client_max_window_bits=12, compress_settings={"memLevel": 5}
+            )
+        )
+    # The HTTP layer already parsed the handshake request, so the frame parser must start in OPEN; the state then
+    # goes back to CONNECTING because the handshake response is still to be sent (send_response() expects that).
+    ws = ServerProtocol(
+        extensions=extensions, max_size=config.ws_max_size, logger=_LIBRARY_LOGGER, state=OPEN
+    )
+    ws.state = CONNECTING
+    response = ws.accept(handshake_request(head))
+    conn = WebSocketProtocol(config, state, ws, response, scope, trailing_data)
+    transport.set_protocol(conn)
+    conn.connection_made(transport)
+    if response.status_code != 101:
+        # An invalid handshake (bad key, version, method): websockets' own answer; the app never sees it.
+        logger.debug("Invalid WebSocket handshake: %s", ws.handshake_exc)
+        conn.refuse(response)
+        return
+    limit = config.limit_concurrency
+    if state.shutting_down or (
+        limit is not None and (len(state.connections) > limit or len(state.tasks) >= limit)
+    ):
+        if not state.shutting_down:
+            logger.warning("Exceeded concurrency limit.")
+        conn.refuse(http_response(503, default_header_pairs(state.default_headers()), b"Service Unavailable"))
+        return
+    conn.start(app)
+
+
+def handshake_request(head: RequestHead) -> Request:
+    """The parsed request head as the websockets ``Request`` that ``ServerProtocol.accept()`` checks."""
+    target = head.raw_path + b"?" + head.query if head.query else head.raw_path
+    headers = Headers([(name.decode("latin-1"), value.decode("latin-1")) for name, value in head.headers])
+    return Request(
+        target.decode("latin-1"), headers, method=head.method, protocol="HTTP/" + head.http_version
+    )
+
+
+class WebSocketProtocol(asyncio.Protocol):
+    """One upgraded connection: bytes <-> ``ServerProtocol`` <-> the ASGI session."""
+
+    def __init__(
+        self,
+        config: Config,
+        state: ServerState,
+        ws: ServerProtocol,
+        response: Response,
+        scope: dict[str, Any],
+        early_data: bytes,
+    ) -> None:
+        self.config = config
+        self.state = state
+        self.loop = asyncio.get_running_loop()
+        self.ws = ws
+        self.response = response
+        self.session = WebSocketSession(self, scope, state.default_headers)
+        self.transport: asyncio.Transport = None  # type: ignore[assignment]
+        self.max_queue = config.ws_max_queue
+        #: Bytes received before the handshake is answered; fed to the protocol once it is OPEN.
+        self.early = bytearray(early_data)
+        self.handshake_done = False
+        self.refused = False
+        self.lost = False
+        # Reading pauses for any of three reasons; it resumes only when none holds.
+        self.queue_full = False
+        self.write_paused = False
+        self.reading_paused = False
+        self._drain_waiter: asyncio.Future[None] | None = None
+        # An incoming fragmented message: its parts, and the UTF-8 decoder when it is text.
+        self._parts: list[Any] = []
+        self._decoder: codecs.IncrementalDecoder | None = None
+        self._failure_reported = False
+        # Timers, all owned here.
+        self._ping_payload: bytes | None = None
+        self._ping_timer: asyncio.TimerHandle | None = None
+        self._pong_timer: asyncio.TimerHandle | None = None
+        self._close_timer: asyncio.TimerHandle | None = None
+        self._send_timer: asyncio.TimerHandle | None = None
+
+    # -- asyncio callbacks ------------------------------------------------------------------------------
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+        self.state.connections.add(self)
+        # The HTTP protocol may have paused reading (pipelining) before handing the transport over.
+        if not transport.is_reading():  # type: ignore[attr-defined]
+            transport.resume_reading()  # type: ignore[attr-defined]
+        self._update_reading()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.lost = True
+        self.state.connection_closed(self)
+        for timer in (self._ping_timer, self._pong_timer, self._close_timer, self._send_timer):
+            if timer is not None:
+                timer.cancel()
+        self._ping_timer = self._pong_timer = self._close_timer = self._send_timer = None
+        self.session.disconnected(1006)
+        self._wake_drain()
+
+    def eof_received(self) -> bool | None:
+        if self.handshake_done:
+            self.ws.receive_eof()
+            self._process()
+        else:
+            self.session.disconnected(1006)
+        return None  # WebSocket endpoints never write after the peer's EOF: let asyncio close the transport
+
+    def data_received(self, data: bytes) -> None:
+        if not self.handshake_done:
+            if not self.refused:
+                self.early += data
+                self._update_reading()
+            return
+        self.ws.receive_data(data)
+        self._process()
+
+    def pause_writing(self) -> None:
+        self.write_paused = True
+        if self.config.timeout_send:
+            self._send_timer = self.loop.call_later(self.config.timeout_send, self._on_send_timeout)
+        self._update_reading()
+
+    def resume_writing(self) -> None:
+        self.write_paused = False
+        if self._send_timer is not None:
+            self._send_timer.cancel()
+            self._send_timer = None
+        self._wake_drain()
+        self._update_reading()
+
+    # -- feed, collect, write, act ----------------------------------------------------------------------
+    def _process(self) -> None:
+        for event in self.ws.events_received():
+            if self._frame(event):  # type: ignore[arg-type]
+                break
+        self._flush()
+        if self.ws.parser_exc is not None and not self._failure_reported:
+            self._failed()
+        if self._close_timer is None and self.ws.close_expected() and not self.lost:
+            self._close_timer = self.loop.call_later(CLOSE_TIMEOUT, self._on_close_timeout)
+
+    def _frame(self, frame: Frame) -> bool:
+        """Act on one frame; True when the connection failed and the remaining events must be dropped."""
+        opcode = frame.opcode
+        if opcode is _TEXT or opcode is _BINARY:
+            if frame.fin:  # the common case: a whole message in one frame
+                if opcode is _BINARY:
+                    self._deliver({"type": "websocket.receive", "bytes": bytes(frame.data)})
+                    return False
+                try:
+                    text = str(frame.data, "utf-8")
+                except UnicodeDecodeError:
+                    return self._invalid_utf8()
+                self._deliver({"type": "websocket.receive", "text": text})
+                return False
+            self._decoder = _utf8_decoder() if opcode is _TEXT else None
+            self._parts = []
+            return self._fragment(frame)
+        if opcode is _CONT:
+            return self._fragment(frame)
+        if opcode is _PONG:
+            if self._ping_payload is not None and bytes(frame.data) == self._ping_payload:
+                self._pong_received()
+            return False
+        if opcode is _CLOSE:
+            close = self.ws.close_rcvd
+            assert close is not None
+            self.session.disconnected(close.code, close.reason)
+        # PING: websockets queued the pong already.
+        return False
+
+    def _fragment(self, frame: Frame) -> bool:
+        decoder = self._decoder
+        if decoder is not None:
+            # Decode as the fragments arrive, so invalid UTF-8 fails the connection at once (Autobahn 6.4).
+            try:
+                self._parts.append(decoder.decode(frame.data, frame.fin))
+            except UnicodeDecodeError:
+                return self._invalid_utf8()
+        else:
+            self._parts.append(frame.data)
+        if frame.fin:
+            parts, self._parts = self._parts, []
+            if decoder is not None:
+                self._deliver({"type": "websocket.receive", "text": "".join(parts)})
+            else:
+                self._deliver({"type": "websocket.receive", "bytes": b"".join(parts)})
+        return False
+
+    def _invalid_utf8(self) -> bool:
+        self._parts = []
+        self.ws.fail(1007, "invalid UTF-8 in a text message")  # RFC 6455 8.1
+        self._failed()
+        return True
+
+    def _deliver(self, message: dict[str, Any]) -> None:
+        session = self.session
+        session.put(message)
+        if len(session.inbox) >= self.max_queue and not self.queue_full:
+            self.queue_full = True  # ws_max_queue: stop reading until the app catches up
+            self._update_reading()
+
+    def _failed(self) -> None:
+        # The protocol failed the connection (1002, 1007, 1009, ...) or the peer vanished mid-stream (1006).
+        self._failure_reported = True
+        sent = self.ws.close_sent
+        code = sent.code if sent is not None else 1006
+        reason = sent.reason if sent is not None else ""
+        logger.debug("WebSocket failed with %d: %s", code, self.ws.parser_exc or reason)
+        self.session.disconnected(code, reason)
+
+    def _flush(self) -> None:
+        for data in self.ws.data_to_send():
+            if self.lost:
+                return
+            if data:
+                self.transport.write(data)
+            else:  # websockets' SEND_EOF: the server closes TCP first (RFC 6455 7.1.1)
+                self._close_transport()
+
+    def _close_transport(self) -> None:
+        if not self.lost:
+            self.transport.close()
+            if self._close_timer is None:
+                self._close_timer = self.loop.call_later(CLOSE_TIMEOUT, self._on_close_timeout)
+
+    def _update_reading(self) -> None:
+        if self.lost:
+            return
+        early_full = not self.handshake_done and len(self.early) > _EARLY_LIMIT
+        pause = self.queue_full or self.write_paused or early_full
+        if pause != self.reading_paused:
+            self.reading_paused = pause
+            if pause:
+                self.transport.pause_reading()
+            else:
+                self.transport.resume_reading()
+
+    # -- the WsConn interface used by the session --------------------------------------------------------
+    def accept(self, subprotocol: str | None, headers: list[tuple[str, str]]) -> None:
+        if self.lost or self.refused:
+            raise ClientDisconnected("the client went away before the WebSocket was accepted")
+        response = self.response
+        defaults = default_header_pairs(self.state.default_headers())
+        if any(name.lower() == "date" for name, _ in defaults):
+            del response.headers["Date"]
+        response.headers.update(defaults)
+        if subprotocol is not None:
+            response.headers["Sec-WebSocket-Protocol"] = subprotocol
+        response.headers.update(headers)
+        self.ws.send_response(response)
+        self.handshake_done = True
+        self._flush()
+        self._start_keepalive()
+        early, self.early = self.early, bytearray()
+        self._update_reading()
+        if early:
+            self.ws.receive_data(early)
+            self._process()
+
+    def refuse(self, response: Response) -> None:
+        """Answer the handshake with a plain HTTP response and close."""
+        if self.lost or self.refused:
+            return
+        self.refused = True
+        self.early = bytearray()
+        self.ws.send_response(response)  # ends with websockets' SEND_EOF: the transport closes after it
+        self._flush()
+        self._update_reading()
+
+    def send_message(self, data: str | bytes | bytearray | memoryview) -> None:
+        try:
+            if isinstance(data, str):
+                self.ws.send_text(data.encode())
+            else:
+                self.ws.send_binary(data)
+        except InvalidState:  # the closing handshake began meanwhile
+            raise ClientDisconnected("the WebSocket connection is closing") from None
+        self._flush()
+
+    def close(self, code: int, reason: str) -> None:
+        if self.ws.state is not OPEN or self.lost:
+            return
+        self.ws.send_close(code, reason)
+        self._flush()
+        # Keep reading (even with a full queue) so the peer's close reply is seen; new messages are dropped.
+        self.queue_full = False
+        self._update_reading()
+        if self._close_timer is None and not self.lost:
+            self._close_timer = self.loop.call_later(CLOSE_TIMEOUT, self._on_close_timeout)
+
+    def message_taken(self) -> None:
+        if self.queue_full and len(self.session.inbox) <= self.max_queue // 2:
+            self.queue_full = False
+            self._update_reading()
+
+    async def drain(self) -> None:
+        if not self.write_paused or self.lost:
+            return
+        if self._drain_waiter is None:
+            self._drain_waiter = self.loop.create_future()
+        await asyncio.shield(self._drain_waiter)
+
+    def _wake_drain(self) -> None:
+        waiter, self._drain_waiter = self._drain_waiter, None
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    # -- the app task --------------------------------------------------------------------------------------
+    def start(self, app: Any) -> None:
+        coro = self.session.run(app)
+        if self.config.reset_contextvars:
+            task = contextvars.Context().run(self.loop.create_task, coro)
+        else:
+            task = self.loop.create_task(coro)
+        self.state.tasks.add(task)
+        task.add_done_callback(self.state.tasks.discard)
+
+    # -- shutdown ------------------------------------------------------------------------------------------
+    def shutdown(self) -> None:
+        """Graceful: an open WebSocket gets close code 1012 (service restart) and its closing handshake."""
+        if self.lost:
+            return
+        if not self.handshake_done:
+            if not self.refused and self.session.stage is Stage.HANDSHAKE:
+                self.refuse(http_response(503, default_header_pairs(self.state.default_headers()), b""))
+                self.session.disconnected(1012, "service restart")
+            return
+        if self.ws.state is OPEN:
+            self.close(1012, "service restart")
+            self.session.disconnected(1012, "service restart")
+
+    def abort(self) -> None:
+        if not self.lost:
+            self.transport.abort()
+
+    # -- keepalive and timers ----------------------------------------------------------------------------
+    def _start_keepalive(self) -> None:
+        interval = self.config.ws_ping_interval
+        if interval:
+            self._ping_timer = self.loop.call_later(interval, self._send_ping)
+
+    def _send_ping(self) -> None:
+        self._ping_timer = None
+        if self.ws.state is not OPEN or self.lost:
+            return
+        # A random payload tells our pong from stale or unsolicited ones.
+        self._ping_payload = struct.pack("!I", random.getrandbits(32))
+        self.ws.send_ping(self._ping_payload)
+        self._flush()
+        timeout = self.config.ws_ping_timeout
+        if timeout:
+            self._pong_timer = self.loop.call_later(timeout, self._on_pong_timeout)
+        else:
+            self._start_keepalive()
+
+    def _pong_received(self) -> None:
+        self._ping_payload = None
+        if self._pong_timer is not None:
+            self._pong_timer.cancel()
+            self._pong_timer = None
+            self._start_keepalive()
+
+    def _on_pong_timeout(self) -> None:
+        self._pong_timer = None
+        if self.ws.state is not OPEN or self.lost:
+            return
+        logger.debug("WebSocket keepalive ping timeout; closing.")
+        self.ws.fail(1011, "keepalive ping timeout")
+        self._flush()
+        self._failed()
+
+    def _on_close_timeout(self) -> None:
+        self._close_timer = None
+        logger.debug(
+            "WebSocket closing handshake not completed in %ss; dropping the connection.", CLOSE_TIMEOUT
+        )
+        self.abort()
+
+    def _on_send_timeout(self) -> None:
+        self._send_timer = None
+        if self.write_paused:
+            logger.debug("WebSocket client read nothing for %ss; closing.", self.config.timeout_send)
+            self.abort()

@@ -1,0 +1,324 @@
+"""ASGI WebSocket messages for one upgraded connection: the app's receive/send, ordered by a small state table.
+
+The session knows nothing of sockets or frames. It talks to its connection (``_websocket.WebSocketProtocol``)
+through the ``WsConn`` interface below, so the message rules can be read, and tested, on their own.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import http
+import logging
+import re
+from collections import deque
+from collections.abc import Awaitable, Callable
+from typing import Any, Protocol
+
+from websockets.datastructures import Headers
+from websockets.http11 import Response
+
+from hatchway._http.cycle import ClientDisconnected
+from hatchway._logs import escape, logger
+
+Message = dict[str, Any]
+
+# RFC 9110 5.1 token characters for header names; CR, LF, NUL and other controls would split the response.
+_INVALID_NAME = re.compile(rb"[^!#$%&'*+\-.^_`|~0-9A-Za-z]")
+_INVALID_VALUE = re.compile(rb"[\x00-\x08\x0a-\x1f\x7f]")
+
+
+class Stage(enum.Enum):
+    """Where the application is in the ASGI WebSocket exchange."""
+
+    HANDSHAKE = "handshake"  # websocket.connect delivered; waiting for accept, close or a denial response
+    RESPONSE = "response"  # websocket.http.response.start sent; the body is still coming
+    OPEN = "open"  # accepted: messages flow both ways
+    CLOSED = "closed"  # the app closed, its denial response is complete, or the server closed first
+
+
+class WsConn(Protocol):
+    """What a session needs from its connection."""
+
+    def accept(self, subprotocol: str | None, headers: list[tuple[str, str]]) -> None: ...
+    def refuse(self, response: Response) -> None: ...
+    def send_message(self, data: str | bytes | bytearray | memoryview) -> None: ...
+    def close(self, code: int, reason: str) -> None: ...
+    def message_taken(self) -> None: ...
+    async def drain(self) -> None: ...
+
+
+def default_header_pairs(raw: bytes) -> list[tuple[str, str]]:
+    """``ServerState.default_headers()`` bytes as (name, value) pairs for a websockets ``Headers``."""
+    pairs = []
+    for line in raw.decode("latin-1").split("\r\n"):
+        if line:
+            name, _, value = line.partition(": ")
+            pairs.append((name, value))
+    return pairs
+
+
+def http_response(status: int, headers: list[tuple[str, str]], body: bytes) -> Response:
+    """A complete HTTP response for the handshake; the connection closes after it."""
+    try:
+        phrase = http.HTTPStatus(status).phrase
+    except ValueError:
+        phrase = ""
+    response = Response(status, phrase, Headers(headers), body)
+    names = {name.lower() for name, _ in headers}
+    if "content-length" not in names and "transfer-encoding" not in names:
+        response.headers["Content-Length"] = str(len(body))
+    if "connection" not in names:
+        response.headers["Connection"] = "close"
+    return response
+
+
+def _app_headers(raw: Any) -> list[tuple[str, str]]:
+    headers = []
+    for name, value in raw or ():
+        name, value = bytes(name), bytes(value)
+        if not name or _INVALID_NAME.search(name) or _INVALID_VALUE.search(value):
+            raise RuntimeError(f"Invalid HTTP header in WebSocket response: {name!r}: {value!r}.")
+        headers.append((name.decode("latin-1"), value.decode("latin-1")))
+    return headers
+
+
+class WebSocketSession:
+    """The ASGI side of one WebSocket: a bounded inbox for ``receive`` and the ordering rules of ``send``."""
+
+    def __init__(self, conn: WsConn, scope: dict[str, Any], default_headers: Callable[[], bytes]) -> None:
+        self.conn = conn
+        self.scope = scope
+        self.default_headers = default_headers
+        self.stage = Stage.HANDSHAKE
+        self.inbox: deque[Message] = deque([{"type": "websocket.connect"}])
+        self._waiter: asyncio.Future[None] | None = None
+        #: The disconnect message once delivered; ``receive`` repeats it after the inbox is empty.
+        self.final: Message | None = None
+        #: True once the peer or the server ended the connection (sends then raise ClientDisconnected).
+        self.gone = False
+        self.closed_by_app = False
+        self._response: tuple[int, list[tuple[str, str]]] | None = None
+        self._body: list[bytes] = []
+
+    # -- called by the connection ---------------------------------------------------------------------
+    def put(self, message: Message) -> None:
+        """A complete incoming message. Dropped once the app has closed: only the peer's close reply matters then."""
+        if self.stage is Stage.CLOSED:
+            return
+        self.inbox.append(message)
+        self._wake()
+
+    def disconnected(self, code: int, reason: str = "") -> None:
+        """The connection ended (peer close, failure, server close or TCP loss); the first call wins."""
+        if self.final is not None:
+            return
+        self.gone = True
+        self.final = {"type": "websocket.disconnect", "code": code, "reason": reason}
+        self.inbox.append(self.final)
+        self._wake()
+
+    def _wake(self) -> None:
+        waiter = self._waiter
+        if waiter is not None:
+            self._waiter = None
+            if not waiter.done():
+                waiter.set_result(None)
+
+    # -- the ASGI callables ---------------------------------------------------------------------------
+    async def receive(self) -> Message:
+        while not self.inbox:
+            if self.final is not None:
+                return self.final
+            if self._waiter is None:
+                self._waiter = asyncio.get_running_loop().create_future()
+            await self._waiter
+        message = self.inbox.popleft()
+        self.conn.message_taken()
+        return message
+
+    async def send(self, message: Message) -> None:
+        kind = message["type"]
+        handler = _SEND.get((self.stage, kind))
+        if handler is None:
+            if self.gone and not self.closed_by_app:
+                if kind == "websocket.close":
+                    return  # closing an already-closed connection is a no-op
+                if kind == "websocket.send":
+                    raise ClientDisconnected("the WebSocket connection is closed")
+            raise RuntimeError(f"Unexpected ASGI message {kind!r}: {_EXPECTED[self.stage]}.")
+        await handler(self, message)
+
+    # -- send handlers, one per (stage, message type) -------------------------------------------------
+    async def _accept(self, message: Message) -> None:
+        if self.gone:
+            raise ClientDisconnected("the client went away before the WebSocket was accepted")
+        subprotocol = message.get("subprotocol")
+        if subprotocol is not None and not isinstance(subprotocol, str):
+            raise RuntimeError(f"websocket.accept 'subprotocol' must be a str or None, got {subprotocol!r}.")
+        headers = _app_headers(message.get("headers"))
+        self.stage = Stage.OPEN
+        self.conn.accept(subprotocol, headers)
+        self._log("[accepted]")
+
+    async def _close_before_accept(self, message: Message) -> None:
+        self.closed_by_app = True
+        self._refuse_403()
+
+    async def _response_start(self, message: Message) -> None:
+        status = message.get("status")
+        if not isinstance(status, int) or not 100 <= status < 600:
+            raise RuntimeError(f"Invalid HTTP status code {status!r} in websocket.http.response.start.")
+        self._response = (status, _app_headers(message.get("headers")))
+        self.stage = Stage.RESPONSE
+
+    async def _response_body(self, message: Message) -> None:
+        body = message.get("body", b"")
+        if body:
+            self._body.append(bytes(body))
+        if message.get("more_body", False):
+            return
+        assert self._response is not None
+        status, headers = self._response
+        self.stage = Stage.CLOSED
+        self.closed_by_app = True
+        if not self.gone:
+            names = {name.lower() for name, _ in headers}
+            defaults = [
+                (k, v) for k, v in default_header_pairs(self.default_headers()) if k.lower() not in names
+            ]
+            self.conn.refuse(http_response(status, defaults + headers, b"".join(self._body)))
+            self._log(str(status))
+        self._body = []
+        self.disconnected(1006)
+
+    async def _send_data(self, message: Message) -> None:
+        if self.gone:
+            raise ClientDisconnected("the WebSocket connection is closed")
+        data = message.get("bytes")
+        if data is None:
+            data = message.get("text")
+            if not isinstance(data, str):
+                raise RuntimeError("websocket.send needs 'bytes' or 'text' (not None).")
+        elif not isinstance(data, (bytes, bytearray, memoryview)):
+            raise RuntimeError(f"websocket.send 'bytes' must be bytes, got {type(data).__name__}.")
+        await self.conn.drain()
+        if self.gone:  # the peer left while the app waited for room in the write buffer
+            raise ClientDisconnected("the WebSocket connection is closed")
+        self.conn.send_message(data)
+
+    async def _close(self, message: Message) -> None:
+        code = message.get("code", 1000)
+        reason = message.get("reason") or ""
+        if not isinstance(code, int) or not (code in _APP_CLOSE_CODES or 3000 <= code < 5000):
+            raise RuntimeError(
+                f"Invalid WebSocket close code {code!r}; expected 1000-1014 (not 1004-1006) or 3000-4999."
+            )
+        if len(reason.encode("utf-8")) > 123:
+            raise RuntimeError(
+                "WebSocket close reason is longer than 123 bytes (RFC 6455 5.5: 125-byte control frames)."
+            )
+        self.stage = Stage.CLOSED
+        self.closed_by_app = True
+        if self.gone:
+            return  # closing an already-closed connection is a no-op
+        self.conn.close(code, reason)
+        self.disconnected(code, reason)
+
+    # -- running the app ------------------------------------------------------------------------------
+    async def run(self, app: Any) -> None:
+        try:
+            result = await app(self.scope, self.receive, self.send)
+        except ClientDisconnected:
+            logger.debug("The WebSocket client disconnected while the app was sending.")
+        except BaseException as exc:
+            if isinstance(exc, asyncio.CancelledError) and self.gone:
+                raise
+            self._app_failed(exc)
+            if not isinstance(exc, Exception):
+                raise
+        else:
+            if result is not None:
+                logger.error("ASGI callable should return None, but returned %r.", result)
+            self._app_returned()
+        finally:
+            self.scope = {}  # break the scope -> app references early
+
+    def _app_failed(self, exc: BaseException) -> None:
+        if self.gone and self.stage is not Stage.HANDSHAKE:
+            logger.debug("Exception after the WebSocket closed", exc_info=exc)
+            return
+        logger.error("Exception in ASGI application\n", exc_info=exc)
+        if self.stage in (Stage.HANDSHAKE, Stage.RESPONSE):
+            self.stage = Stage.CLOSED
+            if not self.gone:
+                self.conn.refuse(
+                    http_response(500, default_header_pairs(self.default_headers()), b"Internal Server Error")
+                )
+                self._log("500")
+        elif self.stage is Stage.OPEN:
+            self.stage = Stage.CLOSED
+            if not self.gone:
+                self.conn.close(1011, "")
+        self.disconnected(1011)
+
+    def _app_returned(self) -> None:
+        stage = self.stage
+        if stage is Stage.OPEN:
+            # Returning is the end of the conversation: say so with a normal closure rather than a dropped socket.
+            self.stage = Stage.CLOSED
+            if not self.gone:
+                self.conn.close(1000, "")
+            self.disconnected(1000)
+        elif stage is Stage.HANDSHAKE:
+            if not self.gone:
+                logger.warning("ASGI callable returned without accepting the WebSocket; answered 403.")
+            self._refuse_403()
+        elif stage is Stage.RESPONSE:
+            logger.error("ASGI callable returned without completing the WebSocket denial response.")
+            self.stage = Stage.CLOSED
+            if not self.gone:
+                self.conn.refuse(
+                    http_response(500, default_header_pairs(self.default_headers()), b"Internal Server Error")
+                )
+            self.disconnected(1006)
+
+    def _refuse_403(self) -> None:
+        # ASGI: closing before accepting rejects the handshake with 403 (RFC 6455 4.2.2 allows any HTTP error).
+        self.stage = Stage.CLOSED
+        if not self.gone:
+            self.conn.refuse(http_response(403, default_header_pairs(self.default_headers()), b""))
+            self._log("403")
+        self.disconnected(1006)
+
+    def _log(self, outcome: str) -> None:
+        # uvicorn's line, on the error logger as uvicorn does; formatted only when INFO is enabled.
+        if not logger.isEnabledFor(logging.INFO):
+            return
+        scope = self.scope
+        client = scope.get("client")
+        path = scope["raw_path"].decode("latin-1")
+        if scope["query_string"]:
+            path += "?" + scope["query_string"].decode("latin-1")
+        addr = f"{client[0]}:{client[1]}" if client else "-"
+        logger.info('%s - "WebSocket %s" %s', escape(addr), escape(path), outcome)
+
+
+# 1004-1006 and 1015 are reserved and must never be sent in a close frame (RFC 6455 7.4.1).
+_APP_CLOSE_CODES = frozenset({1000, 1001, 1002, 1003, 1007, 1008, 1009, 1010, 1011, 1012, 1013, 1014})
+
+_Handler = Callable[[WebSocketSession, Message], Awaitable[None]]
+_SEND: dict[tuple[Stage, str], _Handler] = {
+    (Stage.HANDSHAKE, "websocket.accept"): WebSocketSession._accept,
+    (Stage.HANDSHAKE, "websocket.close"): WebSocketSession._close_before_accept,
+    (Stage.HANDSHAKE, "websocket.http.response.start"): WebSocketSession._response_start,
+    (Stage.RESPONSE, "websocket.http.response.body"): WebSocketSession._response_body,
+    (Stage.OPEN, "websocket.send"): WebSocketSession._send_data,
+    (Stage.OPEN, "websocket.close"): WebSocketSession._close,
+}
+_EXPECTED = {
+    Stage.HANDSHAKE: "expected 'websocket.accept', 'websocket.close' or 'websocket.http.response.start'",
+    Stage.RESPONSE: "expected 'websocket.http.response.body'",
+    Stage.OPEN: "expected 'websocket.send' or 'websocket.close'",
+    Stage.CLOSED: "the WebSocket is closed ('websocket.close' or the response was already sent)",
+}
