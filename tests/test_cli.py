@@ -1,4 +1,5 @@
-"""The command line as users run it: real `python -m hatchway` processes, start-up line, exit codes, env."""
+"""The command line as users run it: real `python -m hatchway` processes, start-up line, exit codes, env;
+and, in-process, exactly which options a command line passes to run()."""
 
 from __future__ import annotations
 
@@ -17,8 +18,6 @@ import pytest
 
 from tests.conftest import CliProcess, child_env, write_app
 from tests.utils import UNIT
-
-pytestmark = pytest.mark.slow
 
 MAIN = textwrap.dedent(
     """
@@ -47,6 +46,7 @@ def project(tmp_path: Path) -> Path:
     return tmp_path
 
 
+@pytest.mark.slow
 def test_demo_serves_on_the_real_port_and_stops_on_sigterm(cli: Callable[..., CliProcess]) -> None:
     process = cli("hatchway.demo:app", "--port", "0")
     url = process.wait_started()
@@ -59,6 +59,7 @@ def test_demo_serves_on_the_real_port_and_stops_on_sigterm(cli: Callable[..., Cl
     assert "Finished server process" in process.stderr
 
 
+@pytest.mark.slow
 def test_version_and_console_script() -> None:
     output = subprocess.run(
         [sys.executable, "-m", "hatchway", "--version"],
@@ -76,6 +77,7 @@ def test_version_and_console_script() -> None:
         ).stdout == (output.stdout)
 
 
+@pytest.mark.slow
 def test_options_from_environment_and_env_file(cli: Callable[..., CliProcess], project: Path) -> None:
     pytest.importorskip("dotenv")
     (project / "prod.env").write_text("GREETING=hello from .env\n")
@@ -92,6 +94,7 @@ def test_options_from_environment_and_env_file(cli: Callable[..., CliProcess], p
     ("environment", "client"),
     [({}, "203.0.113.7"), ({"FORWARDED_ALLOW_IPS": "10.0.0.1"}, "127.0.0.1")],
 )
+@pytest.mark.slow
 def test_forwarded_allow_ips_from_environment(
     cli: Callable[..., CliProcess], project: Path, environment: dict[str, str], client: str
 ) -> None:
@@ -120,6 +123,7 @@ def _no_traceback_of_hatchway(stderr: str) -> None:
         (["--env-file", "missing.env"], {}, ["does not exist"]),
     ],
 )
+@pytest.mark.slow
 def test_configuration_errors_exit_2(
     cli: Callable[..., CliProcess],
     project: Path,
@@ -134,6 +138,7 @@ def test_configuration_errors_exit_2(
     _no_traceback_of_hatchway(process.stderr)
 
 
+@pytest.mark.slow
 def test_address_in_use_exits_3_with_one_clear_line(cli: Callable[..., CliProcess], project: Path) -> None:
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
@@ -147,6 +152,7 @@ def test_address_in_use_exits_3_with_one_clear_line(cli: Callable[..., CliProces
     assert "Traceback" not in process.stderr
 
 
+@pytest.mark.slow
 def test_import_error_shows_the_users_traceback_only(cli: Callable[..., CliProcess], tmp_path: Path) -> None:
     write_app(tmp_path, "broken", "import json\n\nvalue = json.loads('{oops')\napp = None\n")
     process = cli("broken:app")
@@ -160,6 +166,7 @@ def test_import_error_shows_the_users_traceback_only(cli: Callable[..., CliProce
     assert "importlib/__init__.py" not in stderr
 
 
+@pytest.mark.slow
 def test_lifespan_startup_failure_exits_3_with_the_apps_message(
     cli: Callable[..., CliProcess], tmp_path: Path
 ) -> None:
@@ -181,6 +188,7 @@ def test_lifespan_startup_failure_exits_3_with_the_apps_message(
     _no_traceback_of_hatchway(process.stderr)
 
 
+@pytest.mark.slow
 def test_second_sigint_forces_shutdown(cli: Callable[..., CliProcess], project: Path) -> None:
     process = cli("main:app", "--port", "0", "--timeout-graceful-shutdown", "600")
     url = process.wait_started()
@@ -204,9 +212,70 @@ def test_second_sigint_forces_shutdown(cli: Callable[..., CliProcess], project: 
     assert errors, "the slow request should have been cut off"
 
 
+@pytest.mark.slow
 def test_trace_log_level(cli: Callable[..., CliProcess]) -> None:
     process = cli("hatchway.demo:app", "--port", "0", "--log-level", "trace")
     url = process.wait_started()
     httpx.get(url, timeout=5 * UNIT)
     process.wait_for(r"TRACE:\s+ASGI \[\d+\] Send \{'type': 'http.response.start'")
     assert process.stop() == 0
+
+
+@pytest.mark.slow
+def test_console_script_finds_main_app_in_the_current_directory(project: Path) -> None:
+    script = Path(sys.executable).parent / "hatchway"
+    if not script.exists():
+        pytest.skip("the hatchway console script is not installed next to this interpreter")
+    # The console script's sys.path[0] is its bin directory: --app-dir's default "" must add the cwd.
+    process = CliProcess([], cwd=project, command=[str(script), "main:app", "--port", "0"])
+    try:
+        url = process.wait_started()
+        assert httpx.get(url, timeout=5 * UNIT).json()["root_path"] == ""
+        assert process.stop() == 0
+    finally:
+        process.kill()
+
+
+@pytest.fixture
+def captured_run(monkeypatch: pytest.MonkeyPatch) -> dict[str, object]:
+    """Run the CLI in-process with hatchway.run replaced, to see exactly which options it passes."""
+    import hatchway._run
+
+    seen: dict[str, object] = {}
+
+    def fake_run(app: object, **options: object) -> None:
+        seen.update(options, app=app)
+
+    monkeypatch.setattr(hatchway._run, "run", fake_run)
+    return seen
+
+
+@pytest.mark.parametrize(
+    ("args", "env", "expected"),
+    [
+        ([], {}, {"app": "main:app", "app_dir": ""}),  # only what the user set, plus the CLI's --app-dir ""
+        (["--timeout-graceful-shutdown", "none"], {}, {"timeout_graceful_shutdown": None}),
+        (["--timeout-graceful-shutdown", "2.5"], {}, {"timeout_graceful_shutdown": 2.5}),
+        ([], {"HATCHWAY_PORT": "9001", "HATCHWAY_NO_SUCH": "x"}, {"port": 9001}),
+        (
+            [],
+            {"HATCHWAY_ACCESS_LOG": "false", "HATCHWAY_LOG_LEVEL": "TRACE"},
+            {"access_log": False, "log_level": "trace"},
+        ),
+        (["--port", "9002"], {"HATCHWAY_PORT": "9001"}, {"port": 9002}),  # the flag wins over the environment
+        (["--header", "X-A: 1", "--header", "X-B:2"], {}, {"headers": ["X-A: 1", "X-B:2"]}),
+        (["--no-proxy-headers", "--use-colors"], {}, {"proxy_headers": False, "use_colors": True}),
+    ],
+)
+def test_cli_passes_only_given_options(
+    captured_run: dict[str, object], args: list[str], env: dict[str, str], expected: dict[str, object]
+) -> None:
+    from click.testing import CliRunner
+
+    from hatchway._cli import command
+
+    result = CliRunner().invoke(command, ["main:app", *args], env=env, catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    assert {k: v for k, v in captured_run.items() if k in expected} == expected
+    extra = set(captured_run) - set(expected) - {"app", "app_dir"}
+    assert extra == set()

@@ -294,6 +294,21 @@ def test_request_bodies(server: Server) -> None:
     assert chunked.request.headers["transfer-encoding"] == "chunked"
 
 
+def test_unread_body_is_dropped_and_the_connection_reused(server: Server) -> None:
+    big = 4 << 20
+    raw = b"POST /port HTTP/1.1\r\nHost: a\r\nContent-Length: %d\r\n\r\n" % big
+    with connect(server) as sock:
+        sock.sendall(raw)
+        reader = ResponseReader(sock, 10 * UNIT)
+        first = reader.read()
+        assert first is not None
+        assert first.status == 200
+        sock.sendall(b"x" * big + b"GET /port HTTP/1.1\r\nHost: a\r\n\r\n")
+        second = reader.read()
+    assert second is not None
+    assert second.body == first.body
+
+
 def test_response_framing(server: Server) -> None:
     (streamed,), _ = exchange(server, b"GET /streamed HTTP/1.1\r\nHost: a\r\n\r\n")
     assert streamed.header(b"transfer-encoding") == b"chunked"

@@ -81,9 +81,10 @@ def test_startup_failed_message_stops_startup_with_the_apps_message() -> None:
 
 def test_exception_in_startup_with_lifespan_on_fails_startup() -> None:
     server = Server(Config(Recorder(fail="no config file"), port=0, lifespan="on", log_config=None))
-    with pytest.raises(LifespanStartupError, match="RuntimeError: no config file"):
+    with pytest.raises(LifespanStartupError, match="RuntimeError: no config file") as info:
         server.run()
     assert not server.started
+    assert isinstance(info.value.__cause__, RuntimeError)  # the app's own exception, for its traceback
 
 
 def test_exception_in_lifespan_with_auto_means_unsupported_and_serving_continues() -> None:

@@ -223,6 +223,7 @@ def test_force_stop_does_not_wait_for_open_requests() -> None:
         assert not thread.is_alive()
 
 
+@pytest.mark.slow
 def test_server_in_a_thread_does_not_keep_the_process_alive(tmp_path: Path) -> None:
     script = tmp_path / "threaded.py"
     script.write_text(
@@ -271,3 +272,14 @@ def test_run_on_main_thread_handles_sigint_and_restores_handlers(tmp_path: Path)
         assert "RETURNED True" in process.stdout
     finally:
         process.kill()
+
+
+def test_callback_notify_is_called_every_timeout_notify() -> None:
+    calls = threading.Semaphore(0)
+
+    async def notify() -> None:
+        calls.release()
+
+    with serve_in_thread(hello, callback_notify=notify, timeout_notify=0.01 * UNIT):
+        assert calls.acquire(timeout=10 * UNIT)
+        assert calls.acquire(timeout=10 * UNIT)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import shutil
 import socket
@@ -165,3 +166,20 @@ def test_backlog_is_applied_to_the_listening_socket() -> None:
     columns = output.split()
     assert columns[0] == "LISTEN"
     assert columns[2] == "7"
+
+
+def test_permission_denied_names_the_fix() -> None:
+    from hatchway._sockets import _bind_error
+
+    cause = PermissionError(errno.EACCES, "Permission denied")
+    error = _bind_error(cause, "127.0.0.1:80", Config(where, port=80))
+    assert error.code == "HW302"
+    assert error.errno == errno.EACCES
+    assert str(error).startswith("Permission denied binding 127.0.0.1:80; ports below 1024 need privileges")
+
+
+@pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() == 0, reason="root may bind any port")
+def test_privileged_port_is_a_bind_error() -> None:
+    with pytest.raises(BindError, match="Permission denied") as info:
+        Config(where, port=1).bind_socket()
+    assert info.value.errno == errno.EACCES

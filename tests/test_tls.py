@@ -112,6 +112,7 @@ def test_ssl_context_factory_may_build_its_own_context(certificates: Certificate
     ("options", "message"),
     [
         ({"ssl_certfile": "/nonexistent/cert.pem"}, "Could not load the TLS certificate"),
+        ({"ssl_certfile": "/nonexistent/cert.pem", "ssl_version": 999}, "ssl_version=999 is not a protocol"),
         ({"ssl_context_factory": lambda config, default: "not a context"}, "must return an ssl.SSLContext"),
         ({"ssl_context_factory": lambda config, default: default()}, "needs ssl_certfile"),
         (

@@ -541,3 +541,59 @@ def test_app_misuse_is_reported(
     failures = [r for r in caplog.records if r.exc_info and r.getMessage().startswith("Exception in ASGI")]
     assert failures
     assert error in str(failures[0].exc_info[1])  # type: ignore[index]
+
+
+def test_message_assembler_in_memory() -> None:
+    from websockets.frames import Frame, Opcode
+
+    from hatchway._ws_asgi import MessageAssembler
+
+    assembler = MessageAssembler()
+    assert assembler.feed(Frame(Opcode.BINARY, b"ab")) == {"type": "websocket.receive", "bytes": b"ab"}
+    euro = "€".encode()
+    assert assembler.feed(Frame(Opcode.TEXT, euro[:1], fin=False)) is None
+    assert assembler.feed(Frame(Opcode.CONT, euro[1:2], fin=False)) is None
+    assert assembler.feed(Frame(Opcode.CONT, euro[2:])) == {"type": "websocket.receive", "text": "€"}
+    assert assembler.feed(Frame(Opcode.BINARY, b"x", fin=False)) is None
+    assert assembler.feed(Frame(Opcode.CONT, b"y")) == {"type": "websocket.receive", "bytes": b"xy"}
+    with pytest.raises(UnicodeDecodeError):
+        assembler.feed(Frame(Opcode.TEXT, b"\xff", fin=False))  # fails on the first fragment
+
+
+def test_send_timeout_drops_a_client_that_reads_nothing() -> None:
+    ended: list[str] = []
+    done = threading.Event()
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        await receive()
+        await send({"type": "websocket.accept"})
+        try:
+            while True:
+                await send({"type": "websocket.send", "bytes": b"z" * 65536})
+        except OSError:
+            ended.append("ClientDisconnected")
+        done.set()
+
+    with serve(app, ws_per_message_deflate=False, timeout_send=0.3 * UNIT) as server:
+        host, port = server.sockets[0].getsockname()[:2]
+        with socket.socket() as sock:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
+            sock.settimeout(5 * UNIT)
+            sock.connect((host, port))
+            assert RawClient(sock).handshake()[0] == 101  # then read nothing
+            assert done.wait(5 * UNIT)
+    assert ended == ["ClientDisconnected"]
+
+
+def test_limit_concurrency_answers_503() -> None:
+    async def client(server: Server) -> None:
+        async with connect(ws_url(server)) as first:
+            with pytest.raises(InvalidStatus) as info:
+                async with connect(ws_url(server)):
+                    pass
+            assert info.value.response.status_code == 503
+            await first.send("still fine")
+            assert await first.recv() == "still fine"
+
+    with serve(echo_app, limit_concurrency=1) as server:
+        run(client(server))

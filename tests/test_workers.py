@@ -179,7 +179,22 @@ def test_import_failure_stops_with_exit_code_3_naming_the_attribute(tmp_path: Pa
         assert not alive(pid)
 
 
-def test_lifespan_failure_stops_with_exit_code_3(tmp_path: Path) -> None:
+def test_lifespan_failure_stops_the_cli_with_exit_code_3(tmp_path: Path) -> None:
+    _script(tmp_path)
+    env = {**_env(tmp_path), "HW_LIFESPAN_FAIL": "1"}
+    started = time.monotonic()
+    proc = Proc([PYTHON, "-m", "hatchway", "main:app", "--workers", "2", "--port", "0"], tmp_path, env)
+    try:
+        code = proc.wait(15 * UNIT)
+    finally:
+        proc.stop()
+    assert code == 3
+    assert time.monotonic() - started < 10 * UNIT
+    assert "the database is unreachable" in proc.output
+    assert "[HW500" in proc.output
+
+
+def test_script_with_the_error_gets_worker_startup_error(tmp_path: Path) -> None:
     _script(tmp_path)
     env = {**_env(tmp_path, workers=2), "HW_LIFESPAN_FAIL": "1"}
     proc = Proc([PYTHON, "main.py"], tmp_path, env)
@@ -187,9 +202,23 @@ def test_lifespan_failure_stops_with_exit_code_3(tmp_path: Path) -> None:
         code = proc.wait(15 * UNIT)
     finally:
         proc.stop()
-    assert code == 1  # a script: the WorkerStartupError propagates out of run()
-    assert "WorkerStartupError" in proc.output
-    assert "the database is unreachable" in proc.output
+    assert code == 1  # a script: the exception propagates out of run() like any other
+    assert "hatchway._errors.WorkerStartupError" in proc.output
+    assert "respawn" not in proc.output
+
+
+def test_factory_object_with_workers_under_python_dash_m(tmp_path: Path) -> None:
+    package = tmp_path / "proj"
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    shutil.copy(HERE / "app_script.py", package / "serve.py")
+    env = {**_env(tmp_path, workers=2, factory=True), "HW_FACTORY": "1"}
+    with running([PYTHON, "-m", "proj.serve"], tmp_path, env) as proc:
+        url = proc.url()
+        assert len(_worker_pids(url, 2)) == 2
+        assert "Using import string 'proj.serve:create_app'" in proc.output
+    imports = Counter((tmp_path / "imports.log").read_text().split("\n")[:-1])
+    assert all(count == 1 for count in imports.values()), imports
 
 
 def test_sigkill_of_the_supervisor_leaves_no_worker(tmp_path: Path) -> None:

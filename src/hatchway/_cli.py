@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import platform
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -26,6 +26,31 @@ def _version(ctx: click.Context, param: click.Parameter, value: bool) -> None:
     ctx.exit()
 
 
+if TYPE_CHECKING:
+    # click 8.2+ makes ParamType generic; older releases (still supported) cannot be subscripted at run time.
+    _ParamType = click.ParamType[float | int | None, Any]
+else:
+    _ParamType = click.ParamType
+
+
+class NumberOrNone(_ParamType):
+    """A number, or ``none`` for options where None means "no limit" (``--timeout-graceful-shutdown none``)."""
+
+    def __init__(self, number: type[float] | type[int]) -> None:
+        self.number = number
+        self.name = f"{number.__name__.upper()}|none"
+
+    def convert(
+        self, value: Any, param: click.Parameter | None, ctx: click.Context | None
+    ) -> float | int | None:
+        if value is None or (isinstance(value, str) and value.strip().lower() == "none"):
+            return None
+        try:
+            return self.number(value)
+        except (TypeError, ValueError):
+            self.fail(f"expected a number or 'none', got {value!r}", param, ctx)
+
+
 def _click_option(info: OptionInfo) -> click.Option:
     cli = info.cli
     assert cli.flag is not None
@@ -36,7 +61,11 @@ def _click_option(info: OptionInfo) -> click.Option:
         kwargs["is_flag"] = True
         kwargs["default"] = cli.default
     else:
-        if cli.choices:
+        if cli.none_allowed:
+            kwargs["type"] = NumberOrNone(
+                float if cli.type is float or isinstance(info.default, float) else int
+            )
+        elif cli.choices:
             kwargs["type"] = click.Choice(cli.choices, case_sensitive=False)
         elif cli.type == "path":
             # As uvicorn: a missing --env-file, --log-config or --reload-dir is a usage error (exit 2).

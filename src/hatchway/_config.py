@@ -82,6 +82,8 @@ class CliSpec:
     #: What the command line shows and uses when the flag is absent, when that differs from the Python
     #: default (uvicorn's ``--app-dir`` defaults to "", the current directory; ``run(app_dir=None)`` does not).
     default: Any = None
+    #: The option takes None ("no limit") although its default is a number: the CLI accepts ``none``.
+    none_allowed: bool = False
 
 
 @dataclass(frozen=True)
@@ -249,7 +251,7 @@ class Config:
         help="Close Keep-Alive connections if no new data is received within this timeout (in seconds).",
         type=float,
     )
-    timeout_notify: int = option(
+    timeout_notify: float = option(
         30, help="Seconds a worker may go without notifying its supervisor.", flag=None
     )
     timeout_graceful_shutdown: float | None = option(
@@ -693,6 +695,7 @@ _CHECKS: tuple[Check, ...] = (
     _non_negative("timeout_keep_alive"),
     _non_negative("timeout_graceful_shutdown", optional=True),
     _non_negative("timeout_worker_healthcheck"),
+    _non_negative("timeout_notify"),
     _non_negative("reload_delay"),
     _non_negative("timeout_request_header"),
     _non_negative("timeout_request_body"),
@@ -732,6 +735,7 @@ def _read_options() -> tuple[OptionInfo, ...]:
             multiple=meta["multiple"],
             metavar=meta["metavar"],
             default=meta["cli_default"] if meta["cli_default"] is not None else default,
+            none_allowed=_is_number(default) and "None" in str(f.type),
         )
         infos.append(
             OptionInfo(

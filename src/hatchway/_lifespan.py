@@ -22,6 +22,7 @@ class Lifespan:
         self._shutdown_done = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._failure: str | None = None
+        self._failure_cause: BaseException | None = None
         self._unsupported = False
         self._shutdown_failed: str | None = None
 
@@ -50,7 +51,9 @@ class Lifespan:
         if not self._startup_done.is_set():
             waiter.cancel()
         if self._failure is not None:
-            raise LifespanStartupError(f"Application startup failed: {self._failure}")
+            raise LifespanStartupError(
+                f"Application startup failed: {self._failure}"
+            ) from self._failure_cause
         if self._unsupported:
             return
         logger.info("Application startup complete.")
@@ -64,7 +67,9 @@ class Lifespan:
         logger.info("Waiting for application shutdown.")
         await self._receive_queue.put({"type": "lifespan.shutdown"})
         waiter = asyncio.ensure_future(self._shutdown_done.wait())
-        done, _ = await asyncio.wait({waiter, self._task}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+        done, _ = await asyncio.wait(
+            {waiter, self._task}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED
+        )
         waiter.cancel()
         if not done:
             # A shutdown handler that hangs must not keep the process alive forever.
@@ -104,6 +109,7 @@ class Lifespan:
                 logger.debug("Lifespan error", exc_info=exc)
             else:
                 self._failure = f"{type(exc).__name__}: {exc}"
+                self._failure_cause = exc
                 logger.error("Exception in 'lifespan' protocol\n", exc_info=exc)
             if isinstance(exc, asyncio.CancelledError):
                 raise

@@ -124,6 +124,7 @@ class Server:
         self._app: Any = None
         self._signal_count = 0
         self._uds_path: str | None = None
+        self._notifier: asyncio.Task[None] | None = None
 
     # -- public state ---------------------------------------------------------------------------------
     @property
@@ -189,7 +190,10 @@ class Server:
             waiter.set_exception(self._startup_failure())
 
     def stop(self, force: bool = False) -> None:
-        """Begin a graceful shutdown (``force=True``: close everything now). Safe from any thread."""
+        """Begin a graceful shutdown (``force=True``: close everything now). Safe from any thread.
+
+        Calling it again while a graceful shutdown waits for open connections forces it, like a second Ctrl+C.
+        """
         self._should_exit = True
         if force:
             self.force_exit = True
@@ -284,7 +288,7 @@ class Server:
             raise
         self._settle_start(True)
         if config.callback_notify is not None:
-            asyncio.get_running_loop().create_task(self._notify_loop())
+            self._notifier = asyncio.get_running_loop().create_task(self._notify_loop())
         return lifespan
 
     async def _listen(self, sockets: Sequence[socket.socket] | None, state: ServerState) -> None:
@@ -339,6 +343,9 @@ class Server:
         with self._lock:
             self._started = False
         self.ready.clear()
+        if self._notifier is not None:  # a supervisor's heartbeat must stop with the server
+            self._notifier.cancel()
+            self._notifier = None
         for conn in list(state.connections):
             conn.shutdown()
         timeout = self.config.timeout_graceful_shutdown

@@ -17,8 +17,15 @@ def _default_context(config: Config) -> ssl.SSLContext:
             "The default SSL context needs ssl_certfile; pass it, or build the context inside ssl_context_factory.",
             code="HW305",
         )
-    ctx = ssl.SSLContext(config.ssl_version)
     password = config.ssl_keyfile_password
+    try:
+        ctx = ssl.SSLContext(config.ssl_version)
+    except (ValueError, OSError, ssl.SSLError) as exc:
+        raise StartupError(
+            f"ssl_version={config.ssl_version!r} is not a protocol ssl.SSLContext accepts ({exc}); "
+            f"use the default, ssl.PROTOCOL_TLS_SERVER ({int(ssl.PROTOCOL_TLS_SERVER)}).",
+            code="HW305",
+        ) from exc
     try:
         ctx.load_cert_chain(config.ssl_certfile, config.ssl_keyfile, (lambda: password) if password else None)
         ctx.verify_mode = ssl.VerifyMode(config.ssl_cert_reqs)

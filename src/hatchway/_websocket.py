@@ -9,7 +9,6 @@ here. ASGI message ordering lives in ``_ws_asgi``.
 from __future__ import annotations
 
 import asyncio
-import codecs
 import contextvars
 import logging
 import random
@@ -26,7 +25,7 @@ from websockets.server import ServerProtocol
 
 from hatchway._http.cycle import ClientDisconnected
 from hatchway._logs import logger
-from hatchway._ws_asgi import Stage, WebSocketSession, default_header_pairs, http_response
+from hatchway._ws_asgi import MessageAssembler, Stage, WebSocketSession, default_header_pairs, http_response
 
 if TYPE_CHECKING:
     from hatchway._config import Config
@@ -42,7 +41,6 @@ _EARLY_LIMIT = 65536
 # The library's own messages ("connection open", parser failures) stay under its logger name.
 _LIBRARY_LOGGER = logging.getLogger("websockets.server")
 _TEXT, _BINARY, _CONT, _PONG, _CLOSE = Opcode.TEXT, Opcode.BINARY, Opcode.CONT, Opcode.PONG, Opcode.CLOSE
-_utf8_decoder = codecs.getincrementaldecoder("utf-8")
 
 _notice_given = False
 
@@ -144,9 +142,7 @@ class WebSocketProtocol(asyncio.Protocol):
         self.write_paused = False
         self.reading_paused = False
         self._drain_waiter: asyncio.Future[None] | None = None
-        # An incoming fragmented message: its parts, and the UTF-8 decoder when it is text.
-        self._parts: list[Any] = []
-        self._decoder: codecs.IncrementalDecoder | None = None
+        self.assembler = MessageAssembler()
         self._failure_reported = False
         # Timers, all owned here.
         self._ping_payload: bytes | None = None
@@ -219,56 +215,24 @@ class WebSocketProtocol(asyncio.Protocol):
     def _frame(self, frame: Frame) -> bool:
         """Act on one frame; True when the connection failed and the remaining events must be dropped."""
         opcode = frame.opcode
-        if opcode is _TEXT or opcode is _BINARY:
-            if frame.fin:  # the common case: a whole message in one frame
-                if opcode is _BINARY:
-                    self._deliver({"type": "websocket.receive", "bytes": bytes(frame.data)})
-                    return False
-                try:
-                    text = str(frame.data, "utf-8")
-                except UnicodeDecodeError:
-                    return self._invalid_utf8()
-                self._deliver({"type": "websocket.receive", "text": text})
-                return False
-            self._decoder = _utf8_decoder() if opcode is _TEXT else None
-            self._parts = []
-            return self._fragment(frame)
-        if opcode is _CONT:
-            return self._fragment(frame)
-        if opcode is _PONG:
+        if opcode is _TEXT or opcode is _BINARY or opcode is _CONT:
+            try:
+                message = self.assembler.feed(frame)
+            except UnicodeDecodeError:
+                self.ws.fail(1007, "invalid UTF-8 in a text message")  # RFC 6455 8.1
+                self._failed()
+                return True
+            if message is not None:
+                self._deliver(message)
+        elif opcode is _PONG:
             if self._ping_payload is not None and bytes(frame.data) == self._ping_payload:
                 self._pong_received()
-            return False
-        if opcode is _CLOSE:
+        elif opcode is _CLOSE:
             close = self.ws.close_rcvd
             assert close is not None
             self.session.disconnected(close.code, close.reason)
         # PING: websockets queued the pong already.
         return False
-
-    def _fragment(self, frame: Frame) -> bool:
-        decoder = self._decoder
-        if decoder is not None:
-            # Decode as the fragments arrive, so invalid UTF-8 fails the connection at once (Autobahn 6.4).
-            try:
-                self._parts.append(decoder.decode(frame.data, frame.fin))
-            except UnicodeDecodeError:
-                return self._invalid_utf8()
-        else:
-            self._parts.append(frame.data)
-        if frame.fin:
-            parts, self._parts = self._parts, []
-            if decoder is not None:
-                self._deliver({"type": "websocket.receive", "text": "".join(parts)})
-            else:
-                self._deliver({"type": "websocket.receive", "bytes": b"".join(parts)})
-        return False
-
-    def _invalid_utf8(self) -> bool:
-        self._parts = []
-        self.ws.fail(1007, "invalid UTF-8 in a text message")  # RFC 6455 8.1
-        self._failed()
-        return True
 
     def _deliver(self, message: dict[str, Any]) -> None:
         session = self.session

@@ -7,6 +7,7 @@ through the ``WsConn`` interface below, so the message rules can be read, and te
 from __future__ import annotations
 
 import asyncio
+import codecs
 import enum
 import http
 import logging
@@ -16,6 +17,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
 from websockets.datastructures import Headers
+from websockets.frames import Frame, Opcode
 from websockets.http11 import Response
 
 from hatchway._http.cycle import ClientDisconnected
@@ -26,6 +28,7 @@ Message = dict[str, Any]
 # RFC 9110 5.1 token characters for header names; CR, LF, NUL and other controls would split the response.
 _INVALID_NAME = re.compile(rb"[^!#$%&'*+\-.^_`|~0-9A-Za-z]")
 _INVALID_VALUE = re.compile(rb"[\x00-\x08\x0a-\x1f\x7f]")
+_utf8_decoder = codecs.getincrementaldecoder("utf-8")
 
 
 class Stage(enum.Enum):
@@ -81,6 +84,40 @@ def _app_headers(raw: Any) -> list[tuple[str, str]]:
             raise RuntimeError(f"Invalid HTTP header in WebSocket response: {name!r}: {value!r}.")
         headers.append((name.decode("latin-1"), value.decode("latin-1")))
     return headers
+
+
+class MessageAssembler:
+    """Data frames in, ``websocket.receive`` messages out (sans-I/O); websockets has checked the framing."""
+
+    __slots__ = ("_decoder", "_parts")
+
+    def __init__(self) -> None:
+        # An incoming fragmented message: its parts, and the UTF-8 decoder when it is text.
+        self._parts: list[Any] = []
+        self._decoder: codecs.IncrementalDecoder | None = None
+
+    def feed(self, frame: Frame) -> Message | None:
+        """The message ``frame`` completes, or None. Raises UnicodeDecodeError for invalid text (close 1007)."""
+        opcode = frame.opcode
+        if opcode is not Opcode.CONT:
+            if frame.fin:  # the common case: a whole message in one frame
+                if opcode is Opcode.BINARY:
+                    return {"type": "websocket.receive", "bytes": bytes(frame.data)}
+                return {"type": "websocket.receive", "text": str(frame.data, "utf-8")}
+            self._decoder = _utf8_decoder() if opcode is Opcode.TEXT else None
+            self._parts = []
+        decoder = self._decoder
+        if decoder is not None:
+            # Decode as the fragments arrive, so invalid UTF-8 fails the connection at once (Autobahn 6.4.x).
+            self._parts.append(decoder.decode(frame.data, frame.fin))
+        else:
+            self._parts.append(frame.data)
+        if not frame.fin:
+            return None
+        parts, self._parts = self._parts, []
+        if decoder is not None:
+            return {"type": "websocket.receive", "text": "".join(parts)}
+        return {"type": "websocket.receive", "bytes": b"".join(parts)}
 
 
 class WebSocketSession:

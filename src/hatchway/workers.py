@@ -31,7 +31,10 @@ class HatchwayWorker(Worker):  # type: ignore[misc]  # gunicorn is untyped
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         # hatchway's loggers write through gunicorn's handlers, at gunicorn's levels.
-        for name, source in (("hatchway.error", self.log.error_log), ("hatchway.access", self.log.access_log)):
+        for name, source in (
+            ("hatchway.error", self.log.error_log),
+            ("hatchway.access", self.log.access_log),
+        ):
             target = logging.getLogger(name)
             target.handlers = source.handlers
             target.setLevel(source.level)

@@ -129,6 +129,8 @@ class Cycle:
 
     # -- events from the connection ----------------------------------------------------------------
     def body_received(self, data: bytes) -> None:
+        if self.response_complete:
+            return  # answered already: the rest of the body is read and dropped, never buffered
         self.body.append(data)
         self.body_size += len(data)
         self.message_event.set()
@@ -327,7 +329,11 @@ class Cycle:
         self.response_complete = True
         self.message_event.set()
         if access_logger.isEnabledFor(logging.INFO) and self._state.access_log:
-            self._log_access()
+            try:
+                self._log_access()
+            except Exception:
+                # A broken log handler or formatter is not the app's fault and must not stall the connection.
+                logger.exception("Error while writing the access log.")
         self._conn.cycle_done(self)
 
     def _log_access(self) -> None:

@@ -51,6 +51,7 @@ class HttptoolsCodec:
         self._head_started = False
         self._trailing: bytes | None = None
         self._failed = False
+        self._unanswered = 0  # requests parsed whose responses are not complete (see next_cycle)
 
     # -- the Codec interface ------------------------------------------------------------------------
     def feed(self, data: bytes) -> list[Event]:
@@ -78,7 +79,9 @@ class HttptoolsCodec:
         return events
 
     def next_cycle(self) -> list[Event]:
-        if self._trailing is None:
+        self._unanswered -= 1
+        if self._trailing is None or self._unanswered > 0:
+            # Not at the upgrade request yet: requests pipelined before it are still being answered.
             return []
         # A declined upgrade: the connection goes on as HTTP/1.1 with a fresh parser.
         trailing, self._trailing = self._trailing, None
@@ -153,6 +156,7 @@ class HttptoolsCodec:
         self._events.append(Body(body))
 
     def on_message_complete(self) -> None:
+        self._unanswered += 1
         self._in_head = True
         self._head_started = False
         self._head_size = 0

@@ -76,6 +76,7 @@ def head_problem(http_version: str, headers: list[tuple[bytes, bytes]]) -> Parse
 #   obs-fold (RFC 9112 5.2: a server MUST reject or replace; hatchway rejects),
 #   control characters and DEL in field values (RFC 9110 5.5).
 _BAD_HEAD_BYTES = re.compile(rb"(?<!\r)\n|\r(?!\n)|\n[ \t]|[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+_ABSOLUTE_FORM = re.compile(rb"[A-Za-z][A-Za-z0-9+.\-]*://")
 _FIELD_NAME = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 _HEAD_END = re.compile(rb"\r?\n\r?\n")
 
@@ -96,6 +97,10 @@ def raw_head_problem(head: bytes, max_fields: int) -> ParseError | None:
         return ParseError(400, "invalid method")
     if rest[:1] == b" ":
         return ParseError(400, "invalid request line")
+    # RFC 9112 3.2: origin-form ("/..."), asterisk-form, absolute-form ("scheme://"), or authority-form
+    # for CONNECT; llhttp refuses any other start, so h11 must too.
+    if rest[:1] not in (b"/", b"*") and method != b"CONNECT" and not _ABSOLUTE_FORM.match(rest):
+        return ParseError(400, "invalid request target")
     if len(lines) - 1 > max_fields:
         return ParseError(431, "too many header fields")
     framing = []
@@ -115,10 +120,12 @@ def raw_head_problem(head: bytes, max_fields: int) -> ParseError | None:
     return None
 
 
+# RFC 9112 7.1.1 chunk-ext, as strictly as llhttp reads it: no whitespace anywhere (BWS is refused), and
+# (llhttp's one leniency, kept so both codecs agree) an empty extension name.
 _CHUNK_LINE = re.compile(
     rb"([0-9A-Fa-f]+)"
-    rb"((?:[ \t]*;[ \t]*[!#$%&'*+\-.^_`|~0-9A-Za-z]+"
-    rb"(?:[ \t]*=[ \t]*(?:[!#$%&'*+\-.^_`|~0-9A-Za-z]+|\"(?:[\t !#-\[\]-~\x80-\xff]|\\[\t -~\x80-\xff])*\"))?)*)"
+    rb"((?:;(?:[!#$%&'*+\-.^_`|~0-9A-Za-z]+(?:=(?:[!#$%&'*+\-.^_`|~0-9A-Za-z]+|\"(?:[\t !#-\[\]-~\x80-\xff]|\\[\t -~\x80-\xff])*\"))?"
+    rb"|=(?:[!#$%&'*+\-.^_`|~0-9A-Za-z]+|\"(?:[\t !#-\[\]-~\x80-\xff]|\\[\t -~\x80-\xff])*\")))*)"
     rb"\r\n"
 )
 #: Chunk-size line including extensions; longer lines are refused (llhttp streams extensions, h11 buffers them).

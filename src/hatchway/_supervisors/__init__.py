@@ -15,10 +15,12 @@ Two ways in:
 
 from __future__ import annotations
 
+import sys
 import threading
 from typing import TYPE_CHECKING, Protocol
 
 from hatchway._config import Config
+from hatchway._errors import StartupError
 from hatchway._logs import logger
 
 __all__ = ["SupervisorHandle", "start_supervisor", "supervise"]
@@ -69,6 +71,12 @@ def _build(config: Config) -> _SupervisorType:
     from hatchway._sockets import bind_sockets
     from hatchway._supervisors._spec import build_spec
 
+    if sys.platform == "win32":
+        raise StartupError(
+            "reload and workers pass listening sockets to child processes by descriptor, which needs a POSIX "
+            "system; on Windows run one process (no reload, workers=1) or use WSL",
+            code="HW500",
+        )
     role = "reload" if config.reload else "worker"
     # The import string first: a ConfigError (HW106) must come before any socket is bound or process started.
     spec = build_spec(config, role)

@@ -229,6 +229,9 @@ class Supervisor:
         for sock in self.sockets:
             with contextlib.suppress(OSError):
                 sock.close()
+        if self.config.uds:  # the parent bound it, so the parent removes it (children never do)
+            with contextlib.suppress(OSError):
+                os.unlink(self.config.uds)
         self._selector.close()
         with self._wake_lock:
             for fd in (self._wake_read, self._wake_write):

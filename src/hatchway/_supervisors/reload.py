@@ -108,6 +108,9 @@ def _matches(path: PurePath, pattern: str) -> bool:
 def watch_dirs(config: Config) -> list[str]:
     """The directories to watch: ``reload_dirs`` (default: the current directory), nested ones dropped."""
     dirs = [os.path.abspath(d) for d in (config.reload_dirs or [os.getcwd()])]
+    missing = [d for d in dirs if not os.path.isdir(d)]
+    if missing:
+        logger.warning("reload_dirs: not a directory, not watched: %s", ", ".join(map(repr, missing)))
     dirs = [d for d in dirs if os.path.isdir(d)] or [os.getcwd()]
     unique: list[str] = []
     for d in sorted(set(dirs), key=len):
@@ -218,8 +221,7 @@ class Reloader(Supervisor):
         child.go()
         self.last_restart = time.monotonic()
         self.generation_failed = None
-        # The next child starts now, so a restart costs only the app's import.
-        self.standby = self.spawn(go=False)
+        self.standby = None  # tick() starts the next one once this child is up (not competing for CPU)
         return child
 
     def next_timeout(self) -> float:
@@ -236,7 +238,9 @@ class Reloader(Supervisor):
             self.pending.extend(watcher.changes.get_nowait())
         if self.standby is not None and self.standby.state is not ChildState.WAITING:
             self.standby = None  # it died while waiting (killed from outside); start another
-        if self.standby is None:
+        current = self.current
+        if self.standby is None and (current is None or current.state is not ChildState.STARTING):
+            # Started ahead of the next change, so a restart costs the app's import, not interpreter start-up.
             self.standby = self.spawn(go=False)
         if self.pending and time.monotonic() >= self.last_restart + self.config.reload_delay:
             changed = sorted(set(self.pending))

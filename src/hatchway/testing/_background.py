@@ -16,9 +16,12 @@ import socket
 import threading
 import urllib.parse
 from collections.abc import AsyncIterator, Iterator
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 from hatchway import Config, Server, ServerStateError
+
+if TYPE_CHECKING:
+    from hatchway._supervisors import SupervisorHandle
 
 #: Start-up bound (seconds) for the helpers, unless ``timeout=`` says otherwise.
 DEFAULT_TIMEOUT = 30.0
@@ -40,14 +43,6 @@ _STOP_MARGIN = 2.0
 _CANCEL_WAIT = 5.0
 
 
-class _Supervisor(Protocol):
-    addresses: list[str]
-
-    def wait_ready(self, timeout: float) -> None: ...
-
-    def stop(self) -> None: ...
-
-
 def helper_config(app: Any, options: dict[str, Any]) -> Config:
     """The Config the helpers use: ``HELPER_DEFAULTS`` under ``options``; a ready Config is taken as is."""
     if isinstance(app, Config):
@@ -55,17 +50,6 @@ def helper_config(app: Any, options: dict[str, Any]) -> Config:
             raise TypeError(f"pass options either in the Config or as keywords, not both: {sorted(options)}")
         return app
     return Config(app, **{**HELPER_DEFAULTS, **options})
-
-
-def _start_supervisor(config: Config) -> _Supervisor:
-    try:
-        from hatchway._supervisors import start_supervisor  # type: ignore[attr-defined,unused-ignore]
-    except ImportError:
-        raise NotImplementedError(
-            "reload=True and workers=N in the background need hatchway._supervisors.start_supervisor"
-        ) from None
-    handle: _Supervisor = start_supervisor(config)
-    return handle
 
 
 async def _wait_started(server: Server, task: asyncio.Future[None], timeout: float | None) -> bool:
@@ -95,7 +79,7 @@ class BackgroundServer:
         self.timeout = timeout
         #: The ``hatchway.Server`` (one process); None under the reloader or the worker supervisor.
         self.server: Server | None = None
-        self._supervisor: _Supervisor | None = None
+        self._supervisor: SupervisorHandle | None = None
         self._addresses: list[str] = []
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -283,7 +267,9 @@ class BackgroundServer:
             task.result()
 
     def _start_supervisor_blocking(self) -> BackgroundServer:
-        handle = self._supervisor = _start_supervisor(self.config)
+        from hatchway._supervisors import start_supervisor  # the reloader and pool load only when used
+
+        handle = self._supervisor = start_supervisor(self.config)
         try:
             handle.wait_ready(self.timeout if self.timeout is not None else DEFAULT_TIMEOUT)
         except BaseException:

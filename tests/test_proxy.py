@@ -1,0 +1,290 @@
+"""Proxy headers: the trust rules in memory, over sockets, and behind a real nginx on a UNIX socket."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from hatchway._proxy import TrustedProxies, apply_proxy_headers
+from tests.utils import UNIT, serve_in_thread
+
+PEER = ("127.0.0.1", 5000)
+
+
+def headers(**values: str) -> list[tuple[bytes, bytes]]:
+    return [(k.replace("_", "-").encode(), v.encode()) for k, v in values.items()]
+
+
+# -- trust -----------------------------------------------------------------------------------------------
+def test_trusted_addresses_networks_and_literals() -> None:
+    trusted = TrustedProxies(["127.0.0.1", "10.0.0.0/8", "::1", "fd00::/8", "/tmp/app.sock", " "])
+    assert "127.0.0.1" in trusted
+    assert "10.1.2.3" in trusted
+    assert "0:0:0:0:0:0:0:1" in trusted  # compared as addresses, not text
+    assert "fd00::5" in trusted
+    assert "/tmp/app.sock" in trusted
+    assert "11.0.0.1" not in trusted
+    assert "127.0.0.2" not in trusted
+    assert None not in trusted
+    assert "" not in trusted
+    assert "x" * 300 not in trusted
+
+
+def test_trust_everything() -> None:
+    trusted = TrustedProxies(["*"])
+    assert "203.0.113.9" in trusted
+    assert None in trusted
+
+
+# -- X-Forwarded-* ---------------------------------------------------------------------------------------
+def test_untrusted_peer_headers_ignored() -> None:
+    trusted = TrustedProxies(["10.0.0.1"])
+    got = apply_proxy_headers(
+        trusted, "127.0.0.1", headers(x_forwarded_for="1.2.3.4", x_forwarded_proto="https"), "http", PEER
+    )
+    assert got == ("http", PEER)
+
+
+def test_x_forwarded_for_and_proto() -> None:
+    trusted = TrustedProxies(["127.0.0.1"])
+    got = apply_proxy_headers(
+        trusted, "127.0.0.1", headers(x_forwarded_for="1.2.3.4", x_forwarded_proto="https"), "http", PEER
+    )
+    assert got == ("https", ("1.2.3.4", 0))
+
+
+def test_x_forwarded_for_chain_stops_at_first_untrusted_hop() -> None:
+    trusted = TrustedProxies(["127.0.0.1", "10.0.0.0/8"])
+    # A client can put anything on the left; only hops appended by trusted proxies are believed.
+    value = "6.6.6.6, 1.2.3.4, 10.0.0.2"
+    got = apply_proxy_headers(trusted, "127.0.0.1", headers(x_forwarded_for=value), "http", PEER)
+    assert got == ("http", ("1.2.3.4", 0))
+
+
+def test_x_forwarded_for_all_trusted_takes_the_first() -> None:
+    trusted = TrustedProxies(["127.0.0.1", "10.0.0.0/8"])
+    got = apply_proxy_headers(
+        trusted, "127.0.0.1", headers(x_forwarded_for="10.0.0.3, 10.0.0.2"), "http", PEER
+    )
+    assert got == ("http", ("10.0.0.3", 0))
+
+
+def test_x_forwarded_for_with_ports_and_ipv6() -> None:
+    trusted = TrustedProxies(["*"])
+    assert apply_proxy_headers(trusted, None, headers(x_forwarded_for="1.2.3.4:8080"), "http", None)[1] == (
+        "1.2.3.4",
+        8080,
+    )
+    assert apply_proxy_headers(trusted, None, headers(x_forwarded_for="[2001:db8::1]:443"), "http", None)[
+        1
+    ] == ("2001:db8::1", 443)
+    assert apply_proxy_headers(trusted, None, headers(x_forwarded_for="2001:db8::1"), "http", None)[1] == (
+        "2001:db8::1",
+        0,
+    )
+
+
+def test_x_forwarded_for_split_across_fields() -> None:
+    trusted = TrustedProxies(["127.0.0.1"])
+    fields = [(b"x-forwarded-for", b"6.6.6.6"), (b"x-forwarded-for", b"1.2.3.4")]
+    assert apply_proxy_headers(trusted, "127.0.0.1", fields, "http", PEER)[1] == ("1.2.3.4", 0)
+
+
+def test_empty_x_forwarded_for_keeps_the_peer() -> None:
+    trusted = TrustedProxies(["127.0.0.1"])
+    assert apply_proxy_headers(trusted, "127.0.0.1", headers(x_forwarded_for=""), "http", PEER) == (
+        "http",
+        PEER,
+    )
+
+
+@pytest.mark.parametrize(
+    ("value", "scheme", "expected"),
+    [
+        ("https", "http", "https"),
+        ("HTTPS", "http", "https"),
+        ("gopher", "http", "http"),
+        ("https", "ws", "wss"),
+        ("http", "wss", "ws"),
+    ],
+)
+def test_x_forwarded_proto(value: str, scheme: str, expected: str) -> None:
+    trusted = TrustedProxies(["127.0.0.1"])
+    assert (
+        apply_proxy_headers(trusted, "127.0.0.1", headers(x_forwarded_proto=value), scheme, PEER)[0]
+        == expected
+    )
+
+
+# -- RFC 7239 Forwarded ------------------------------------------------------------------------------------
+def test_forwarded() -> None:
+    trusted = TrustedProxies(["127.0.0.1"])
+    value = 'for=192.0.2.60;proto=https;by=203.0.113.43, for="[2001:db8:cafe::17]:4711"'
+    got = apply_proxy_headers(trusted, "127.0.0.1", headers(forwarded=value), "http", PEER)
+    assert got == ("https", ("2001:db8:cafe::17", 4711))
+
+
+def test_forwarded_wins_over_x_forwarded() -> None:
+    trusted = TrustedProxies(["127.0.0.1"])
+    fields = headers(
+        forwarded="for=192.0.2.60;proto=https", x_forwarded_for="6.6.6.6", x_forwarded_proto="http"
+    )
+    assert apply_proxy_headers(trusted, "127.0.0.1", fields, "http", PEER) == ("https", ("192.0.2.60", 0))
+
+
+@pytest.mark.parametrize("value", ["for=unknown", "for=_hidden", 'for="_gazonk"'])
+def test_forwarded_obfuscated_keeps_the_peer(value: str) -> None:
+    trusted = TrustedProxies(["127.0.0.1"])
+    assert apply_proxy_headers(trusted, "127.0.0.1", headers(forwarded=value), "http", PEER) == ("http", PEER)
+
+
+# -- over sockets -----------------------------------------------------------------------------------------
+async def scope_app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    if scope["type"] != "http":
+        return
+    client = scope["client"]
+    text = f"{scope['scheme']} {client[0] if client else None}"
+    await send({"type": "http.response.start", "status": 200, "headers": []})
+    await send({"type": "http.response.body", "body": text.encode()})
+
+
+@pytest.mark.parametrize("http", ["httptools", "h11"])
+@pytest.mark.parametrize(
+    ("options", "expected"),
+    [
+        ({}, "https 1.2.3.4"),  # 127.0.0.1 is trusted by default
+        ({"forwarded_allow_ips": "10.0.0.1"}, "http 127.0.0.1"),
+        ({"proxy_headers": False}, "http 127.0.0.1"),
+        ({"forwarded_allow_ips": "*"}, "https 1.2.3.4"),
+    ],
+)
+def test_proxy_headers_over_sockets(
+    http: str, options: dict[str, Any], expected: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("FORWARDED_ALLOW_IPS", raising=False)
+    with serve_in_thread(scope_app, http=http, **options) as server:
+        response = httpx.get(
+            server.url,  # type: ignore[arg-type]
+            headers={"X-Forwarded-For": "1.2.3.4", "X-Forwarded-Proto": "https"},
+            timeout=5 * UNIT,
+        )
+    assert response.text == expected
+
+
+# -- behind nginx on a UNIX socket ------------------------------------------------------------------------
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+NGINX_CONF = """
+worker_processes 1;
+{user}
+pid {tmp}/nginx.pid;
+error_log {tmp}/error.log;
+events {{ worker_connections 64; }}
+http {{
+    access_log off;
+    client_body_temp_path {tmp}/body;
+    proxy_temp_path {tmp}/proxy;
+    fastcgi_temp_path {tmp}/fastcgi;
+    uwsgi_temp_path {tmp}/uwsgi;
+    scgi_temp_path {tmp}/scgi;
+    upstream hatchway {{ server unix:{sock}; }}
+    server {{
+        listen 127.0.0.1:{port};
+        location / {{
+            proxy_pass http://hatchway;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+            proxy_set_header Host $host;
+            proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
+            # As when nginx terminates TLS in front of the app.
+            proxy_set_header X-Forwarded-Proto https;
+        }}
+    }}
+}}
+"""
+
+
+@pytest.fixture(scope="module")
+def nginx(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
+    binary = shutil.which("nginx") or next(
+        (p for p in ("/usr/sbin/nginx", "/usr/local/sbin/nginx") if os.access(p, os.X_OK)), None
+    )
+    if binary is None:
+        pytest.skip("nginx is not installed (apt-get install nginx); CI installs it")
+    tmp = tmp_path_factory.mktemp("nginx")
+    sock = Path(tempfile_dir()) / f"hatchway-nginx-{os.getpid()}.sock"  # short: sun_path is 108 bytes
+    port = free_port()
+    conf = tmp / "nginx.conf"
+    user = "user root;" if os.geteuid() == 0 else ""
+    conf.write_text(NGINX_CONF.format(user=user, tmp=tmp, sock=sock, port=port))
+    process = subprocess.Popen(
+        [binary, "-p", str(tmp), "-c", str(conf), "-g", "daemon off;"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        deadline = time.monotonic() + 10 * UNIT
+        while True:
+            if process.poll() is not None:
+                error = process.stderr.read().decode() if process.stderr else ""
+                pytest.fail(
+                    f"nginx exited: {error} {(tmp / 'error.log').read_text() if (tmp / 'error.log').exists() else ''}"
+                )
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=UNIT).close()
+                break
+            except OSError:
+                if time.monotonic() > deadline:
+                    pytest.fail("nginx did not start listening")
+                time.sleep(0.05)
+        yield f"http://127.0.0.1:{port}", sock
+    finally:
+        process.terminate()
+        try:
+            process.wait(10 * UNIT)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(10 * UNIT)
+        if process.stderr:
+            process.stderr.close()
+        sock.unlink(missing_ok=True)
+
+
+def tempfile_dir() -> str:
+    import tempfile
+
+    return tempfile.gettempdir()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("http", ["httptools", "h11"])
+@pytest.mark.parametrize(
+    ("allow", "expected"),
+    [
+        # The socket path is the peer's literal; nginx's own hop (127.0.0.1) is the first untrusted one.
+        ("{sock}", "https 127.0.0.1"),
+        ("{sock},127.0.0.1", "https 203.0.113.7"),
+        ("*", "https 203.0.113.7"),
+        # Not trusted: the headers are ignored, and a UNIX-socket peer has no address.
+        ("127.0.0.1", "http None"),
+    ],
+)
+def test_behind_nginx_on_a_unix_socket(nginx: tuple[str, Path], http: str, allow: str, expected: str) -> None:
+    url, sock = nginx
+    with serve_in_thread(scope_app, http=http, uds=str(sock), forwarded_allow_ips=allow.format(sock=sock)):
+        response = httpx.get(url + "/", headers={"X-Forwarded-For": "203.0.113.7"}, timeout=5 * UNIT)
+    assert response.status_code == 200, response.text
+    assert response.text == expected
