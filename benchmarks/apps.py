@@ -108,6 +108,9 @@ def _make_fastapi() -> Any:
         price: float
         tags: list[str]
 
+    # The annotations are strings (PEP 563): pydantic and FastAPI resolve them in this module's globals.
+    globals()["Item"] = Item
+    Item.model_rebuild()
     api = FastAPI(openapi_url=None, docs_url=None, redoc_url=None)
 
     @api.get("/{path:path}")

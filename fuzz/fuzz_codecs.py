@@ -29,11 +29,13 @@ from hypothesis import strategies as st
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from hatchway import Config  # noqa: E402
-from hatchway._http.events import Body, Codec, Event, ParseError, RequestEnd, RequestHead  # noqa: E402
-from hatchway._http.h11_codec import H11Codec  # noqa: E402
-from hatchway._http.httptools_codec import HttptoolsCodec  # noqa: E402
-from tests.http_cases import CASES, summarize  # noqa: E402
+import itertools
+
+from hatchway import Config
+from hatchway._http.events import Body, Codec, Event, ParseError, RequestEnd, RequestHead
+from hatchway._http.h11_codec import H11Codec
+from hatchway._http.httptools_codec import HttptoolsCodec
+from tests.http_cases import CASES, summarize
 
 CONFIG = Config("tests.http_cases:echo_app")
 CODECS: dict[str, Callable[[], Codec]] = {
@@ -72,7 +74,9 @@ SPECIAL = [
 #: Substrings whose presence puts an input inside a documented codec difference (see tests/http_cases.py).
 KNOWN_DIFFERENCES: list[Callable[[bytes], bool]] = [
     # llhttp skips repeated spaces in the request line ("double-space-request-line").
-    lambda raw: re.search(rb"(?:^|\n)[!-~]+  |(?:^|\n)[^\r\n]*  [^\r\n]*HTTP/", raw.lstrip(b"\r\n")) is not None,
+    lambda raw: (
+        re.search(rb"(?:^|\n)[!-~]+  |(?:^|\n)[^\r\n]*  [^\r\n]*HTTP/", raw.lstrip(b"\r\n")) is not None
+    ),
 ]
 
 
@@ -153,7 +157,7 @@ def mutated_requests(draw: Any) -> bytes:
 def splits(draw: Any, data: bytes) -> list[bytes]:
     cuts = sorted(set(draw(st.lists(st.integers(0, len(data)), max_size=6))))
     bounds = [0, *cuts, len(data)]
-    return [data[a:b] for a, b in zip(bounds, bounds[1:], strict=False) if b > a]
+    return [data[a:b] for a, b in itertools.pairwise(bounds) if b > a]
 
 
 def verdict(events: list[Event]) -> str | None:

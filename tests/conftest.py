@@ -10,6 +10,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -93,9 +94,10 @@ class CliProcess:
             if found := regex.search(line):
                 return found
         closed = 0
+        deadline = time.monotonic() + timeout
         while closed < 2:
             try:
-                line = self._events.get(timeout=timeout)
+                line = self._events.get(timeout=max(0.0, deadline - time.monotonic()))
             except queue.Empty:
                 break
             if line is None:

@@ -191,6 +191,15 @@ CASES: list[WireCase] = [
         b"GET / HTTP/1.1\r\nHost: a\r\nConnection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\nHTTP2-Settings: AAA\r\n\r\n",
         [head(), END],
     ),
+    WireCase(
+        "pipelined-before-upgrade",
+        OK + b"GET /u HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\nUpgrade: h2c\r\n\r\n" + OK,
+        [head(), END, head("GET", b"/u"), END, head(), END],
+        split=True,
+    ),
+    WireCase(
+        "chunk-extension-empty-value", CHUNKED + b'3;a=;b="";=c\r\nabc\r\n0\r\n\r\n', [P, body(b"abc"), END]
+    ),
     # -- framing: ambiguous or invalid is 400 (RFC 9112 6.3), never guessed -------------------------------
     WireCase(
         "cl-and-te", POST + b"Content-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", [error(400)]
@@ -231,6 +240,8 @@ CASES: list[WireCase] = [
     ),
     WireCase("te-http-1.0", b"POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", [error(400)]),
     WireCase("te-space-before-colon", POST + b"Transfer-Encoding : chunked\r\n\r\n0\r\n\r\n", [error(400)]),
+    WireCase("te-trailing-tab", POST + b"Transfer-Encoding: chunked\t\r\n\r\n0\r\n\r\n", [error(400)]),
+    WireCase("te-trailing-comma", POST + b"Transfer-Encoding: chunked,\r\n\r\n0\r\n\r\n", [error(400)]),
     WireCase("te-vertical-tab", POST + b"Transfer-Encoding: \x0bchunked\r\n\r\n0\r\n\r\n", [error(400)]),
     # -- chunked body faults: the head was fine, the body is not ----------------------------------------
     WireCase("chunk-size-not-hex", CHUNKED + b"zz\r\nabc\r\n0\r\n\r\n", [P, error(400)]),
@@ -245,6 +256,9 @@ CASES: list[WireCase] = [
         # llhttp parses sizes exactly as 64-bit integers and does not expose them to httptools users.
         differs={"httptools": [P, body(b"abc\r\n0\r\n\r\n")]},
     ),
+    WireCase("chunk-extension-bws", CHUNKED + b"3 ;a=b\r\nabc\r\n0\r\n\r\n", [P, error(400)]),
+    WireCase("chunk-extension-space-in-value", CHUNKED + b"3;a= b\r\nabc\r\n0\r\n\r\n", [P, error(400)]),
+    WireCase("chunk-extension-bare-semicolon", CHUNKED + b"3;\r\nabc\r\n0\r\n\r\n", [P, error(400)]),
     WireCase("chunk-missing-crlf", CHUNKED + b"3\r\nabcX0\r\n\r\n", [P, body(b"abc"), error(400)]),
     WireCase("chunk-bare-lf", CHUNKED + b"3\nabc\n0\n\n", [P, error(400)]),
     WireCase("chunk-bare-cr", CHUNKED + b"3\rabc\r\n0\r\n\r\n", [P, error(400)]),
@@ -298,6 +312,9 @@ CASES: list[WireCase] = [
         # llhttp skips repeated spaces before the target; harmless for framing (RFC 9112 3: SHOULD NOT).
         differs={"httptools": [head(), END]},
     ),
+    WireCase("target-no-slash", b"GET ! HTTP/1.1\r\nHost: a\r\n\r\n", [error(400)]),
+    WireCase("target-query-only", b"GET ?a HTTP/1.1\r\nHost: a\r\n\r\n", [error(400)]),
+    WireCase("target-scheme-no-slashes", b"GET http:/a HTTP/1.1\r\nHost: a\r\n\r\n", [error(400)]),
     WireCase("space-in-target", b"GET /a b HTTP/1.1\r\nHost: a\r\n\r\n", [error(400)]),
     WireCase("control-in-target", b"GET /a\x01b HTTP/1.1\r\nHost: a\r\n\r\n", [error(400)]),
     WireCase("high-byte-in-target", b"GET /a\xffb HTTP/1.1\r\nHost: a\r\n\r\n", [error(400)]),

@@ -112,10 +112,28 @@ def test_factory_flag() -> None:
         assert httpx.get(server.url or "", timeout=5 * UNIT).text == "from factory"
 
 
-def test_factory_is_detected_with_a_warning(caplog: pytest.LogCaptureFixture) -> None:
-    with caplog.at_level(logging.WARNING, logger="hatchway.error"), serve_in_thread(create_app) as server:
-        assert httpx.get(server.url or "", timeout=5 * UNIT).text == "from factory"
-    assert any("factory detected" in r.getMessage() for r in caplog.records)
+class ListHandler(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__()
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.messages.append(record.getMessage())
+
+
+def test_factory_is_detected_with_a_warning() -> None:
+    # A handler on hatchway's logger itself: other tests may have stopped it propagating to the root.
+    logger = logging.getLogger("hatchway.error")
+    handler, level = ListHandler(), logger.level
+    logger.addHandler(handler)
+    logger.setLevel(logging.WARNING)
+    try:
+        with serve_in_thread(create_app) as server:
+            assert httpx.get(server.url or "", timeout=5 * UNIT).text == "from factory"
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
+    assert any("factory detected" in message for message in handler.messages)
 
 
 def test_factory_error_is_an_app_import_error() -> None:

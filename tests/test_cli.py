@@ -264,6 +264,11 @@ def captured_run(monkeypatch: pytest.MonkeyPatch) -> dict[str, object]:
         ),
         (["--port", "9002"], {"HATCHWAY_PORT": "9001"}, {"port": 9002}),  # the flag wins over the environment
         (["--header", "X-A: 1", "--header", "X-B:2"], {}, {"headers": ["X-A: 1", "X-B:2"]}),
+        (
+            [],
+            {"HATCHWAY_HEADERS": "Cache-Control: no-cache, no-store\nX-B: 2\n"},
+            {"headers": ["Cache-Control: no-cache, no-store", "X-B: 2"]},
+        ),
         (["--no-proxy-headers", "--use-colors"], {}, {"proxy_headers": False, "use_colors": True}),
     ],
 )

@@ -148,3 +148,31 @@ def test_nothing_parsed_after_an_error(codec_name: str) -> None:
     codec = CODECS[codec_name]()
     assert summarize(codec.feed(b"GET / HTTP/1.1\r\nHost: a\r\nX : y\r\n\r\n")) == [("error", 400)]
     assert codec.feed(OK) == []
+
+
+def test_chunk_extension_grammar_matches_llhttp() -> None:
+    # Every combination of the characters that matter, up to four pieces long: the h11 codec's chunk-line
+    # check accepts exactly what llhttp accepts.
+    import itertools
+
+    import httptools
+
+    from hatchway._http.events import ParseError
+    from hatchway._http.validate import chunk_size
+
+    parts = [b";", b"a", b"=", b'"x"', b'"', b" ", b"\\", b"\t", b'"\\""', b"\xe9", b"\x7f"]
+    head = b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n3"
+    mismatches = []
+    for n in range(1, 5):
+        for combo in itertools.product(parts, repeat=n):
+            ext = b"".join(combo)
+            parser = httptools.HttpRequestParser(object())
+            try:
+                parser.feed_data(head + ext + b"\r\nabc\r\n0\r\n\r\n")
+                llhttp_ok = True
+            except httptools.HttpParserError:
+                llhttp_ok = False
+            ours_ok = not isinstance(chunk_size(b"3" + ext + b"\r\n"), ParseError)
+            if llhttp_ok != ours_ok:
+                mismatches.append(ext)
+    assert mismatches == []

@@ -57,6 +57,15 @@ def test_gunicorn_serves_with_the_hatchway_worker(tmp_path: Path) -> None:
     assert "Started server process" in proc.output
 
 
+def test_gunicorn_with_an_unguarded_module(tmp_path: Path) -> None:
+    args, url = _gunicorn(tmp_path, "main:app", "-w", "1")
+    shutil.copy(HERE / "app_script.py", tmp_path / "main.py")
+    with running(args, tmp_path) as proc:
+        assert wait_until(lambda: (get_text(url, timeout=1 * UNIT) or "").startswith("v1 "), 15 * UNIT)
+    assert "this call does nothing" in proc.output
+    assert "Hatchway running on" not in proc.output  # no server of its own inside the gunicorn worker
+
+
 def test_gunicorn_stops_when_the_app_cannot_start(tmp_path: Path) -> None:
     args, _ = _gunicorn(tmp_path, "plain_app:missing")
     proc = Proc(args, tmp_path)

@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
 import resource
 import signal
 import socket
@@ -24,8 +23,8 @@ from typing import Any
 import pytest
 
 from hatchway import Server
-from hatchway._http.httptools_codec import HttptoolsCodec
 from hatchway._http.h11_codec import H11Codec
+from hatchway._http.httptools_codec import HttptoolsCodec
 from tests.http_cases import CASES, OK, ResponseReader, WireCase
 from tests.utils import UNIT, port_of, serve_in_thread
 

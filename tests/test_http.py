@@ -69,7 +69,7 @@ def test_scope_complete(http: str) -> None:
 
     async def app(scope: Scope, receive: Any, send: Any) -> None:
         if scope["type"] == "lifespan":
-            message = await receive()
+            await receive()
             scope["state"]["answer"] = 42
             await send({"type": "lifespan.startup.complete"})
             await receive()
@@ -357,7 +357,9 @@ def test_head_sends_no_body(server: Server) -> None:
         reader = ResponseReader(sock, 5 * UNIT)
         first, second = reader.read(head_request=True), reader.read(head_request=True)
         third = reader.read()
-    assert first is not None and second is not None and third is not None
+    assert first is not None
+    assert second is not None
+    assert third is not None
     assert first.header(b"content-length") == b"6"
     # No body bytes on the wire: the next response starts right after each head.
     assert third.status == 200
@@ -465,7 +467,7 @@ def test_send_waits_while_the_client_does_not_read(server: Server, router: Route
 
 # -- default headers -------------------------------------------------------------------------------------
 def test_default_headers(server: Server) -> None:
-    (first, second), _ = exchange(server, OK + OK, 2)
+    (first, _second), _ = exchange(server, OK + OK, 2)
     assert first.header(b"server") == b"hatchway"
     date = first.header(b"date")
     assert date is not None

@@ -139,7 +139,7 @@ def test_run_raises_config_error_hw106_before_binding(options: dict[str, object]
 
     app = build()
     with pytest.raises(ConfigError) as info:
-        hatchway.run(app, port=0, **options)
+        hatchway.run(app, port=0, log_config=None, **options)
     assert info.value.code == "HW106"
     assert "move `app = build()` to module level" in str(info.value)
 

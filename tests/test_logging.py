@@ -36,11 +36,17 @@ class ListHandler(logging.Handler):
 
 @pytest.fixture
 def restore_logging() -> Iterator[None]:
-    """Configuring logging is process-wide: put hatchway's and the root logger back after the test."""
+    """Configuring logging is process-wide: start with hatchway's loggers untouched (as in a fresh process,
+    whatever earlier tests configured), and put them and the root logger back after the test."""
     saved = {}
     for name in NAMES:
         logger = logging.getLogger(name)
         saved[name] = (list(logger.handlers), logger.level, logger.propagate, logger.disabled)
+        if name:
+            logger.handlers[:] = []
+            logger.setLevel(logging.NOTSET)
+            logger.propagate = True
+            logger.disabled = False
     yield
     for name, (handlers, level, propagate, disabled) in saved.items():
         logger = logging.getLogger(name)

@@ -161,6 +161,7 @@ def test_cli_reload_and_ctrl_c(tmp_path: Path) -> None:
         proc.signal(signal.SIGINT)
         assert proc.wait(10 * UNIT) == 0
     assert "Stopping reloader process" in proc.output
+    assert _child_interpreters_in(project) == []  # the serving child and the standby are gone
 
 
 @pytest.mark.slow

@@ -8,6 +8,8 @@ import socket
 import sys
 import textwrap
 import threading
+import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +32,14 @@ def refuses_connections(port: int) -> bool:
     with socket.socket() as probe:
         probe.settimeout(2 * UNIT)
         return probe.connect_ex(("127.0.0.1", port)) != 0
+
+
+def wait_until(condition: Callable[[], bool], timeout: float = 10 * UNIT) -> None:
+    """Check ``condition`` until it holds; fail after ``timeout`` (for state the server has no event for)."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "condition not reached in time"
+        time.sleep(0.005)
 
 
 def run_in_thread(server: Server) -> tuple[threading.Thread, list[BaseException]]:
@@ -200,8 +210,7 @@ def test_graceful_shutdown_is_bounded_by_its_timeout() -> None:
     assert server.ready.wait(10 * UNIT)
     with socket.create_connection(("127.0.0.1", port_of(server)), timeout=10 * UNIT) as client:
         client.sendall(b"GET / HTTP/1.1\r\nhost: x\r\n\r\n")
-        while not server.state or not server.state.tasks:  # the request has reached the app
-            threading.Event().wait(0.01)
+        wait_until(lambda: bool(server.state and server.state.tasks))  # the request has reached the app
         server.stop()
         thread.join(10 * UNIT)
         assert not thread.is_alive(), "shutdown waited past timeout_graceful_shutdown"
@@ -215,8 +224,7 @@ def test_force_stop_does_not_wait_for_open_requests() -> None:
     assert server.ready.wait(10 * UNIT)
     with socket.create_connection(("127.0.0.1", port_of(server)), timeout=10 * UNIT) as client:
         client.sendall(b"GET / HTTP/1.1\r\nhost: x\r\n\r\n")
-        while not server.state or not server.state.tasks:
-            threading.Event().wait(0.01)
+        wait_until(lambda: bool(server.state and server.state.tasks))
         server.stop()
         server.stop(force=True)  # the second call forces even though graceful shutdown has no limit
         thread.join(10 * UNIT)
@@ -283,3 +291,14 @@ def test_callback_notify_is_called_every_timeout_notify() -> None:
     with serve_in_thread(hello, callback_notify=notify, timeout_notify=0.01 * UNIT):
         assert calls.acquire(timeout=10 * UNIT)
         assert calls.acquire(timeout=10 * UNIT)
+
+
+def test_handle_exit_stops_like_uvicorn() -> None:
+    # Code written for uvicorn calls server.handle_exit(sig, frame) from its own signal handlers.
+    server = Server(Config(hello, port=0, log_config=None))
+    thread, errors = run_in_thread(server)
+    assert server.ready.wait(10 * UNIT)
+    server.handle_exit(signal.SIGTERM, None)
+    thread.join(10 * UNIT)
+    assert not thread.is_alive()
+    assert errors == []

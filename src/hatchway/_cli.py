@@ -28,12 +28,13 @@ def _version(ctx: click.Context, param: click.Parameter, value: bool) -> None:
 
 if TYPE_CHECKING:
     # click 8.2+ makes ParamType generic; older releases (still supported) cannot be subscripted at run time.
-    _ParamType = click.ParamType[float | int | None, Any]
+    _NumberParamType = click.ParamType[float | int | None, Any]
+    _TextParamType = click.ParamType[Any, Any]
 else:
-    _ParamType = click.ParamType
+    _NumberParamType = _TextParamType = click.ParamType
 
 
-class NumberOrNone(_ParamType):
+class NumberOrNone(_NumberParamType):
     """A number, or ``none`` for options where None means "no limit" (``--timeout-graceful-shutdown none``)."""
 
     def __init__(self, number: type[float] | type[int]) -> None:
@@ -49,6 +50,23 @@ class NumberOrNone(_ParamType):
             return self.number(value)
         except (TypeError, ValueError):
             self.fail(f"expected a number or 'none', got {value!r}", param, ctx)
+
+
+class HeaderLine(_TextParamType):
+    """``Name: value``. In ``HATCHWAY_HEADERS`` one header per line: values may hold spaces and commas."""
+
+    name = "NAME:VALUE"
+    envvar_list_splitter = "\n"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if not isinstance(value, str):
+            return value
+        if ":" not in value:
+            self.fail(f"expected 'Name: value', got {value!r}", param, ctx)
+        return value.strip()
+
+    def split_envvar_value(self, rv: str) -> Any:
+        return [line for line in rv.splitlines() if line.strip()]
 
 
 def _click_option(info: OptionInfo) -> click.Option:
@@ -67,6 +85,8 @@ def _click_option(info: OptionInfo) -> click.Option:
             )
         elif cli.choices:
             kwargs["type"] = click.Choice(cli.choices, case_sensitive=False)
+        elif cli.type == "header":
+            kwargs["type"] = HeaderLine()
         elif cli.type == "path":
             # As uvicorn: a missing --env-file, --log-config or --reload-dir is a usage error (exit 2).
             kwargs["type"] = click.Path(exists=True)

@@ -288,6 +288,7 @@ class Config:
         help="Specify custom default HTTP response headers as a Name:Value pair",
         flag="--header",
         multiple=True,
+        type="header",
     )
     app_dir: str | None = option(
         None,

@@ -58,7 +58,7 @@ def import_from_string(import_str: Any) -> Any:
             import_string=import_str,
         )
     try:
-        with _importing(import_str):
+        with app_import_scope(import_str):
             module = importlib.import_module(module_str)
     except ModuleNotFoundError as exc:
         missing = exc.name or module_str
@@ -113,7 +113,7 @@ _state = threading.local()
 
 
 @contextlib.contextmanager
-def _importing(import_str: str) -> Iterator[None]:
+def app_import_scope(import_str: str) -> Iterator[None]:
     # While hatchway imports the user's module, a module-level ``hatchway.run(...)`` in it (a script without
     # an ``if __name__ == "__main__":`` guard) must not start a second server; run() asks importing_app().
     stack: list[str] = getattr(_state, "stack", [])

@@ -64,6 +64,10 @@ class ServerState:
 
     def count_request(self) -> None:
         self.total_requests += 1
-        if self.request_limit is not None and self.total_requests >= self.request_limit and self.on_request_limit:
+        if (
+            self.request_limit is not None
+            and self.total_requests >= self.request_limit
+            and self.on_request_limit
+        ):
             callback, self.on_request_limit = self.on_request_limit, None
             callback()

@@ -18,6 +18,7 @@ from gunicorn.arbiter import Arbiter
 from gunicorn.workers.base import Worker
 
 from hatchway._config import Config
+from hatchway._importer import app_import_scope
 from hatchway._server import Server, loop_factory, run_coroutine
 
 __all__ = ["HatchwayH11Worker", "HatchwayWorker"]
@@ -68,6 +69,12 @@ class HatchwayWorker(Worker):  # type: ignore[misc]  # gunicorn is untyped
             kwargs["backlog"] = cfg.settings["backlog"].value
         kwargs.update(self.CONFIG_KWARGS)
         return kwargs
+
+    def load_wsgi(self) -> None:
+        # gunicorn imports the app itself; a module-level hatchway.run() in it (no main guard) must be a
+        # no-op here too, as when hatchway imports it.
+        with app_import_scope(str(self.cfg.wsgi_app or "the gunicorn app")):
+            super().load_wsgi()
 
     def init_signals(self) -> None:
         # The server installs its own SIGINT/SIGTERM handlers in its loop; gunicorn's would swallow exit codes

@@ -83,6 +83,7 @@ class Cycle:
         "_content_length",
         "_head",
         "_state",
+        "_waiters",
         "body",
         "body_size",
         "chunked",
@@ -93,7 +94,6 @@ class Cycle:
         "flush_scheduled",
         "is_head",
         "keep_alive",
-        "message_event",
         "more_body",
         "request_complete",
         "response_complete",
@@ -120,7 +120,8 @@ class Cycle:
         self.client_eof = False
         self.response_started = False
         self.response_complete = False
-        self.message_event = asyncio.Event()
+        # Futures made only when receive() must wait (most requests never do): cheaper than an Event.
+        self._waiters: list[asyncio.Future[None]] | None = None
         self.status = 0
         self.chunked = False
         self._content_length: int | None = None
@@ -133,22 +134,40 @@ class Cycle:
             return  # answered already: the rest of the body is read and dropped, never buffered
         self.body.append(data)
         self.body_size += len(data)
-        self.message_event.set()
+        self._wake()
 
     def request_ended(self) -> None:
         self.more_body = False
         self.request_complete = True
-        self.message_event.set()
+        self._wake()
 
     def connection_lost(self) -> None:
         self.disconnected = True
-        self.message_event.set()
+        self._wake()
 
     def eof_received(self) -> None:
         """The client shut down its sending side: it may still read the response (half-close), but an app
         waiting for the next message after the whole body learns that the client is done."""
         self.client_eof = True
-        self.message_event.set()
+        self._wake()
+
+    def _wake(self) -> None:
+        waiters = self._waiters
+        if waiters is not None:
+            self._waiters = None
+            for waiter in waiters:
+                if not waiter.done():
+                    waiter.set_result(None)
+
+    async def _wait(self) -> None:
+        # One future per waiting receive() (usually none, sometimes two: a body reader and a disconnect
+        # listener), woken together like an Event's waiters.
+        waiter = asyncio.get_running_loop().create_future()
+        if self._waiters is None:
+            self._waiters = [waiter]
+        else:
+            self._waiters.append(waiter)
+        await waiter
 
     # -- ASGI ---------------------------------------------------------------------------------------
     async def receive(self) -> Message:
@@ -159,12 +178,10 @@ class Cycle:
             if self.more_body:
                 self._conn.resume_reading()
                 self._conn.wait_for_body(self)
-                self.message_event.clear()
-                await self.message_event.wait()
+                await self._wait()
             elif self.final_delivered and not self.client_eof:
                 # The whole body was delivered: as in uvicorn, the next receive waits for the client to go.
-                self.message_event.clear()
-                await self.message_event.wait()
+                await self._wait()
         if self.disconnected or self.response_complete or (self.client_eof and self.final_delivered):
             return {"type": "http.disconnect"}
         body = self.body[0] if len(self.body) == 1 else b"".join(self.body)
@@ -322,12 +339,12 @@ class Cycle:
     def _abort_response(self) -> None:
         self.keep_alive = False
         self.response_complete = True
-        self.message_event.set()
+        self._wake()
         self._conn.close()
 
     def _complete(self) -> None:
         self.response_complete = True
-        self.message_event.set()
+        self._wake()
         if access_logger.isEnabledFor(logging.INFO) and self._state.access_log:
             try:
                 self._log_access()

@@ -82,9 +82,12 @@ REQUEST_END = RequestEnd()
 class Limits(Protocol):
     """The limits a codec enforces while parsing a request head."""
 
-    limit_request_line: int
-    limit_request_fields: int
-    limit_request_head_size: int
+    @property
+    def limit_request_line(self) -> int: ...
+    @property
+    def limit_request_fields(self) -> int: ...
+    @property
+    def limit_request_head_size(self) -> int: ...
 
 
 class Codec(Protocol):

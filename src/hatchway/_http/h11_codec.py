@@ -107,7 +107,7 @@ class _StrictConnection(h11.Connection):
         super().__init__(h11.SERVER, max_incomplete_event_size=max_incomplete_event_size)
 
     def _get_io_object(self, role: Any, event: Any, io_dict: Any) -> Any:
-        reader = super()._get_io_object(role, event, io_dict)  # type: ignore[misc]
+        reader = super()._get_io_object(role, event, io_dict)
         if role is not h11.CLIENT or reader is None:
             return reader
         if type(reader).__name__ == "ChunkedReader":

@@ -115,7 +115,12 @@ class HttptoolsCodec:
 
     def on_header(self, name: bytes, value: bytes) -> None:
         headers = self._headers
-        headers.append((name.lower(), value.strip()))
+        lname = name.lower()
+        if lname == b"transfer-encoding" and value[-1:] == b"\t":
+            # llhttp refuses this only after on_headers_complete, when the head event is already out;
+            # refuse it here so no app ever sees the request.
+            raise _Refuse(400, "invalid Transfer-Encoding")
+        headers.append((lname, value.strip()))
         if len(headers) > self._max_fields:
             raise _Refuse(431, "too many header fields")
         # A head that arrives whole in one read is measured here (the feed-level count only sees heads

@@ -89,12 +89,15 @@ class HttpProtocol(asyncio.Protocol):
         # The cycle whose response is being produced, and the parsed requests waiting their turn.
         self.cycle: Cycle | None = None
         self.pipeline: deque[Cycle | ParseError | RequestHead] = deque()
+        self._upgrades: dict[Cycle, RequestHead] = {}  # pipelined WebSocket requests, decided in turn
         self.body_target: Cycle | None = None
         self.write_paused = False
         self.reading_paused = False
         self._drain_waiter: asyncio.Future[None] | None = None
         self._timer: asyncio.TimerHandle | None = None
         self._timer_kind = ""
+        self._deadline = 0.0
+        self._timer_callback: Callable[[], None] = self._on_timeout
         self._body_timer: asyncio.TimerHandle | None = None
         self._send_timer: asyncio.TimerHandle | None = None
         self.closed = False
@@ -242,7 +245,12 @@ class HttpProtocol(asyncio.Protocol):
         if self.cycle is None and not self.pipeline:
             self._start(head)
         else:
-            self.pipeline.append(head if head.upgrade else self._make_cycle(head))
+            # The cycle is made now so the request's end (already parsed) is recorded on it; a WebSocket
+            # upgrade is decided when its turn comes.
+            cycle = self._make_cycle(head)
+            if head.upgrade == b"websocket":
+                self._upgrades[cycle] = head
+            self.pipeline.append(cycle)
             if len(self.pipeline) > _PIPELINE_MAX:
                 self.pause_reading()
 
@@ -258,6 +266,10 @@ class HttpProtocol(asyncio.Protocol):
             cycle = self._make_cycle(item)
         else:
             cycle = item
+            if self._upgrades:
+                head = self._upgrades.pop(cycle, None)
+                if head is not None and self._try_websocket(head):
+                    return
         self.cycle = cycle
         if self.closing or self.state.shutting_down:
             cycle.keep_alive = False
@@ -423,20 +435,45 @@ class HttpProtocol(asyncio.Protocol):
         if not self.closed:
             self.transport.abort()
 
+    # The head/keep-alive timer is lazy: re-arming it twice per request (keep-alive -> head -> keep-alive)
+    # only moves a deadline. One loop timer stays scheduled; when it fires early it re-schedules itself for
+    # the current deadline, so a busy keep-alive connection creates no timer handle per request.
     def _arm(self, kind: str, delay: float, callback: Callable[[], None]) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
         self._timer_kind = kind
-        self._timer = self.loop.call_later(delay, callback) if delay else None
+        if not delay:
+            self._drop_timer()
+            return
+        deadline = self.loop.time() + delay
+        self._deadline = deadline
+        self._timer_callback = callback
+        timer = self._timer
+        if timer is not None:
+            if timer.when() <= deadline:
+                return
+            timer.cancel()
+        self._timer = self.loop.call_at(deadline, self._on_timer)
+
+    def _on_timer(self) -> None:
+        self._timer = None
+        if not self._timer_kind:
+            return
+        if self.loop.time() + 0.001 < self._deadline:
+            self._timer = self.loop.call_at(self._deadline, self._on_timer)
+            return
+        self._timer_callback()
 
     def _cancel_timer(self) -> None:
+        # Disarmed, not cancelled: the scheduled handle finds no kind when it fires and does nothing.
+        self._timer_kind = ""
+
+    def _drop_timer(self) -> None:
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
-        self._timer_kind = ""
 
     def _cancel_timers(self) -> None:
         self._cancel_timer()
+        self._drop_timer()
         for timer in (self._body_timer, self._send_timer):
             if timer is not None:
                 timer.cancel()

@@ -111,6 +111,8 @@ def raw_head_problem(head: bytes, max_fields: int) -> ParseError | None:
             return ParseError(400, "invalid header line")
         lname = name.lower()
         if lname == b"content-length" or lname == b"transfer-encoding":
+            if lname == b"transfer-encoding" and value.endswith(b"\t"):
+                return ParseError(400, "invalid Transfer-Encoding")  # as llhttp: a trailing tab is refused
             framing.append((lname, value.strip(b" \t")))
     if framing:
         version = b"1.0" if lines[0].endswith(b"HTTP/1.0") else b"1.1"
@@ -120,13 +122,14 @@ def raw_head_problem(head: bytes, max_fields: int) -> ParseError | None:
     return None
 
 
-# RFC 9112 7.1.1 chunk-ext, as strictly as llhttp reads it: no whitespace anywhere (BWS is refused), and
-# (llhttp's one leniency, kept so both codecs agree) an empty extension name.
+# RFC 9112 7.1.1 chunk-ext, read exactly as llhttp reads it so both codecs agree: no whitespace anywhere (BWS
+# is refused), names and values of token characters or quoted strings, and llhttp's leniencies (empty names
+# and values) kept; only a line ending right after ";" is refused.
 _CHUNK_LINE = re.compile(
     rb"([0-9A-Fa-f]+)"
-    rb"((?:;(?:[!#$%&'*+\-.^_`|~0-9A-Za-z]+(?:=(?:[!#$%&'*+\-.^_`|~0-9A-Za-z]+|\"(?:[\t !#-\[\]-~\x80-\xff]|\\[\t -~\x80-\xff])*\"))?"
-    rb"|=(?:[!#$%&'*+\-.^_`|~0-9A-Za-z]+|\"(?:[\t !#-\[\]-~\x80-\xff]|\\[\t -~\x80-\xff])*\")))*)"
-    rb"\r\n"
+    rb"((?:;[!#$%&'*+\-.^_`|~0-9A-Za-z]*"
+    rb"(?:=[!#$%&'*+\-.^_`|~0-9A-Za-z]*(?:\"(?:[\t !#-\[\]-~\x80-\xff]|\\[\t -~\x80-\xff])*\")?)?)*)"
+    rb"(?<!;)\r\n"
 )
 #: Chunk-size line including extensions; longer lines are refused (llhttp streams extensions, h11 buffers them).
 MAX_CHUNK_LINE = 4096

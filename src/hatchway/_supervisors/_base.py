@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import collections
 import contextlib
-import math
 import os
 import selectors
 import signal
@@ -17,6 +16,7 @@ import socket
 import threading
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from types import FrameType
 from typing import Any
 
@@ -118,9 +118,7 @@ class Supervisor:
 
     # -- the loop ---------------------------------------------------------------------------------------
     def spawn(self, *, go: bool = True, hint: bool = False) -> Child:
-        spec = self.spec
-        spec.log_unguarded_hint = hint
-        child = Child(spec, self.sockets)
+        child = Child(replace(self.spec, log_unguarded_hint=hint), self.sockets)
         self._selector.register(child.status_fd, selectors.EVENT_READ, child)
         self.children.append(child)
         if go:
@@ -170,8 +168,9 @@ class Supervisor:
             for child in self.children:
                 child.kill()
         for child in list(self.children):
-            if child.state is not ChildState.EXITED and child.poll() is not None:
-                self._unregister(child)
+            if child.state is not ChildState.EXITED and child.popen.poll() is not None:
+                self._unregister(child)  # before poll() closes the descriptor
+                child.poll()
                 self.on_child_exit(child)
             elif child.state is ChildState.STOPPING and child.overdue:
                 logger.warning("Process [%d] did not stop in time; killing it.", child.pid)
@@ -181,8 +180,11 @@ class Supervisor:
         self.notify_state()
 
     def _unregister(self, child: Child) -> None:
-        with contextlib.suppress(KeyError, ValueError):
-            self._selector.unregister(child.fileno())
+        # Looked up by child, not by descriptor: the child may have closed its descriptor already, and its
+        # number may be reused by the next pipe.
+        for key in list(self._selector.get_map().values()):
+            if key.data is child:
+                self._selector.unregister(key.fileobj)
 
     def next_timeout(self) -> float:
         return TICK
@@ -238,7 +240,3 @@ class Supervisor:
                 with contextlib.suppress(OSError):
                     os.close(fd)
             self._wake_read = self._wake_write = -1
-
-
-def seconds_until(deadline: float) -> float:
-    return max(0.0, deadline - time.monotonic()) if math.isfinite(deadline) else TICK

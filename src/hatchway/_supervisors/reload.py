@@ -23,6 +23,7 @@ from pathlib import Path, PurePath
 from typing import Any
 
 from hatchway._config import Config
+from hatchway._errors import WorkerStartupError
 from hatchway._logs import logger
 from hatchway._supervisors._base import Supervisor
 from hatchway._supervisors._process import Child, ChildState
@@ -195,8 +196,6 @@ class Reloader(Supervisor):
 
     def all_ready(self) -> bool:
         if self.generation_failed is not None:
-            from hatchway._errors import WorkerStartupError
-
             raise WorkerStartupError(f"The app failed to start: {self.generation_failed}")
         return self.current is not None and self.current.state is ChildState.READY
 
@@ -257,22 +256,27 @@ class Reloader(Supervisor):
         if child is not self.current:
             return
         if event.get("event") == "failed":
-            self.generation_failed = child.failure
-            logger.error("The app failed to start: %s", child.failure)
-            logger.info("Waiting for file changes before restarting.")
+            self._report_failure(child.failure or "unknown error")
         elif event.get("event") == "retiring" and not self.stopping:
             self.pending.append("(request limit)")
+
+    def _report_failure(self, message: str) -> None:
+        if self.generation_failed is not None:
+            return
+        self.generation_failed = message
+        logger.error("The app failed to start: %s", message)
+        logger.info("Waiting for file changes before restarting.")
 
     def on_child_exit(self, child: Child) -> None:
         if child is self.standby:
             self.standby = None
         if child is not self.current or self.stopping or child.stop_requested:
             return
-        if child.failure is None and not child.retiring:
-            if not child.was_ready:
-                self.generation_failed = (
-                    f"the process exited with code {child.returncode} before it was ready"
-                )
+        if child.failure is not None:
+            self._report_failure(child.failure)  # the report and the exit may be noticed together
+        elif not child.was_ready:
+            self._report_failure(f"the process exited with code {child.returncode} before it was ready")
+        elif not child.retiring:
             logger.warning(
                 "The app process [%d] exited (code %s); waiting for file changes before restarting.",
                 child.pid,

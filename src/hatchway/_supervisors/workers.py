@@ -9,6 +9,7 @@ SIGINT/SIGTERM graceful stop (twice: now).
 
 from __future__ import annotations
 
+import os
 import signal
 import time
 from typing import Any
@@ -41,7 +42,7 @@ class WorkerPool(Supervisor):
         return len(serving) >= self.target
 
     def start(self) -> None:
-        logger.info("Started parent process [%d] with %d workers", _pid(), self.target)
+        logger.info("Started parent process [%d] with %d workers", os.getpid(), self.target)
         for index in range(self.target):
             self.spawn(hint=index == 0)
 
@@ -100,7 +101,8 @@ class WorkerPool(Supervisor):
         now = time.monotonic()
         limit = self.config.timeout_worker_healthcheck
         for child in list(self.children):
-            if child.state is ChildState.READY and now - child.last_beat > limit:
+            # timeout_worker_healthcheck=0 turns the hung-worker check off (exits are still noticed).
+            if limit > 0 and child.state is ChildState.READY and now - child.last_beat > limit:
                 logger.error(
                     "Worker [%d] did not answer for %.1fs; killing it.", child.pid, now - child.last_beat
                 )
@@ -152,9 +154,3 @@ class WorkerPool(Supervisor):
                 logger.info("Received SIGTTOU, decreasing to %d workers.", self.target)
         else:
             super().handle_signal(sig)
-
-
-def _pid() -> int:
-    import os
-
-    return os.getpid()
