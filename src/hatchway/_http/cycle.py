@@ -29,6 +29,13 @@ _INVALID_VALUE = re.compile(rb"[\x00-\x08\x0a-\x1f\x7f]")
 
 _STATUS_LINES: dict[int, bytes] = {}
 
+# Validated response header lines by (name, value) as the app sent them: most responses repeat the same
+# few headers, so the checks, the lower-casing and the formatting run once per distinct header. Bounded, and
+# short values only; cookies and credentials are never kept.
+_HEADER_LINES: dict[tuple[bytes, bytes], tuple[bytes, bytes]] = {}
+_HEADER_LINES_MAX = 512
+_UNCACHED = frozenset({b"set-cookie", b"authorization", b"www-authenticate", b"proxy-authenticate"})
+
 
 def status_line(status: int) -> bytes:
     line = _STATUS_LINES.get(status)
@@ -230,12 +237,21 @@ class Cycle:
         parts = [status_line(status), b""]
         content_length: int | None = None
         overrides_defaults = False
-        for name, value in message.get("headers", ()):
-            if _INVALID_NAME.search(name) or not name:
-                raise RuntimeError(f"Invalid HTTP header name {name!r} in response.")
-            if _INVALID_VALUE.search(value):
-                raise RuntimeError(f"Invalid HTTP header value {value!r} in response.")
-            lname = name.lower()
+        lines = _HEADER_LINES
+        for header in message.get("headers", ()):
+            name, value = header
+            cached = lines.get(header) if header.__class__ is tuple else None
+            if cached is not None:
+                line, lname = cached
+            else:
+                if _INVALID_NAME.search(name) or not name:
+                    raise RuntimeError(f"Invalid HTTP header name {name!r} in response.")
+                if _INVALID_VALUE.search(value):
+                    raise RuntimeError(f"Invalid HTTP header value {value!r} in response.")
+                lname = name.lower()
+                line = b"%s: %s\r\n" % (name, value)
+                if len(lines) < _HEADER_LINES_MAX and len(value) <= 64 and lname not in _UNCACHED:
+                    lines[(name, value)] = (line, lname)
             if lname == b"content-length":
                 if not value.strip().isdigit():
                     raise RuntimeError(f"Invalid Content-Length {value!r} in response.")
@@ -251,7 +267,7 @@ class Cycle:
                     continue
             elif lname == b"server" or lname == b"date":
                 overrides_defaults = True
-            parts.append(b"%s: %s\r\n" % (name, value))
+            parts.append(line)
         # Started only once the headers are known to be valid: an invalid header still gets a clean 500.
         self.response_started = True
         self.status = status
