@@ -341,7 +341,9 @@ def test_websocket_is_closed_on_exit(no_leftover_threads: None) -> None:
 
     with (
         background(echo, lifespan="off") as server,
-        sync_client.connect(f"ws://{server.host}:{server.port}/", open_timeout=5 * UNIT) as ws,
+        sync_client.connect(
+            f"ws://{server.host}:{server.port}/", open_timeout=5 * UNIT, ping_interval=None
+        ) as ws,
     ):
         ws.send("hello")
         assert ws.recv(timeout=5 * UNIT) == "hello"

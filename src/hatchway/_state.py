@@ -46,6 +46,7 @@ class ServerState:
         self._static = b"".join(k + b": " + v + b"\r\n" for k, v in server + custom)
         self._second = -1
         self._cached = self._static
+        self._flushes: list[Callable[[], None]] = []
 
     def default_headers(self) -> bytes:
         """Server, Date and custom default headers as ready-to-send bytes; Date recomputed once a second."""
@@ -56,6 +57,18 @@ class ServerState:
             self._second = now
             self._cached = b"date: " + formatdate(now, usegmt=True).encode("ascii") + b"\r\n" + self._static
         return self._cached
+
+    def flush_soon(self, flush: Callable[[], None]) -> None:
+        """Call ``flush`` on the next loop turn. One loop callback serves every connection's pending response
+        head in that turn: under load this replaces a call_soon (and a context copy) per request."""
+        if not self._flushes:
+            asyncio.get_running_loop().call_soon(self._run_flushes)
+        self._flushes.append(flush)
+
+    def _run_flushes(self) -> None:
+        flushes, self._flushes = self._flushes, []
+        for flush in flushes:
+            flush()
 
     def connection_closed(self, conn: Any) -> None:
         self.connections.discard(conn)

@@ -240,7 +240,10 @@ class Cycle:
         lines = _HEADER_LINES
         for header in message.get("headers", ()):
             name, value = header
-            cached = lines.get(header) if header.__class__ is tuple else None
+            try:
+                cached = lines.get(header)
+            except TypeError:  # unhashable (a list, a bytearray): checked the long way, never cached
+                cached = None
             if cached is not None:
                 line, lname = cached
             else:
@@ -250,7 +253,13 @@ class Cycle:
                     raise RuntimeError(f"Invalid HTTP header value {value!r} in response.")
                 lname = name.lower()
                 line = b"%s: %s\r\n" % (name, value)
-                if len(lines) < _HEADER_LINES_MAX and len(value) <= 64 and lname not in _UNCACHED:
+                if (
+                    len(lines) < _HEADER_LINES_MAX
+                    and len(value) <= 64
+                    and name.__class__ is bytes
+                    and value.__class__ is bytes
+                    and lname not in _UNCACHED
+                ):
                     lines[(name, value)] = (line, lname)
             if lname == b"content-length":
                 if not value.strip().isdigit():
@@ -280,7 +289,7 @@ class Cycle:
             # Send the head with the first body message (one write), or on the next loop turn if the
             # app waits before sending any body.
             self.flush_scheduled = True
-            asyncio.get_running_loop().call_soon(self._flush_head)
+            self._state.flush_soon(self._flush_head)
 
     def _default_headers(self, overrides: bool) -> bytes:
         defaults = self._state.default_headers()
