@@ -485,11 +485,6 @@ def test_serving_startup_timeout_raises() -> None:
     asyncio.run(main())
 
 
-@pytest.mark.xfail(
-    reason="Server.serve() cancelled during lifespan start-up leaves the app's lifespan task running "
-    "(_server.py/_lifespan.py: cancel it on the way out)",
-    strict=False,
-)
 def test_serving_startup_timeout_leaves_no_task_behind() -> None:
     async def main() -> None:
         with pytest.raises(TimeoutError):

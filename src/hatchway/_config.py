@@ -193,7 +193,9 @@ class Config:
         type="path",
     )
     reload_delay: float = option(
-        0.25, help="Delay between previous and next check if application needs to be reloaded."
+        0.25,
+        help="Minimum seconds between two restarts; changes within it are batched into one restart.",
+        differs="uvicorn uses it as the pause between two checks for changes",
     )
     reload_includes: list[str] | str | None = option(
         None,
@@ -262,7 +264,9 @@ class Config:
         differs="uvicorn waits forever by default, so one open WebSocket or stream blocks a restart",
     )
     timeout_worker_healthcheck: float = option(
-        5, help="Maximum number of seconds to wait for a worker to respond to a healthcheck.", type=float
+        5,
+        help="Seconds a worker's event loop may stay silent before it is killed and replaced; 0 disables.",
+        type=float,
     )
     callback_notify: Callable[..., Any] | None = option(
         None, help="Coroutine called on each notify tick.", flag=None

@@ -37,9 +37,15 @@ class Lifespan:
         self._task = asyncio.get_running_loop().create_task(self._main())
         await self._receive_queue.put({"type": "lifespan.startup"})
         waiter = asyncio.ensure_future(self._startup_done.wait())
-        done, _ = await asyncio.wait(
-            {waiter, self._task}, timeout=self.startup_timeout, return_when=asyncio.FIRST_COMPLETED
-        )
+        try:
+            done, _ = await asyncio.wait(
+                {waiter, self._task}, timeout=self.startup_timeout, return_when=asyncio.FIRST_COMPLETED
+            )
+        except BaseException:
+            # Start-up was cancelled from outside: the app's lifespan task must not outlive it.
+            waiter.cancel()
+            await asyncio.shield(self._cancel())
+            raise
         if not done:
             waiter.cancel()
             await self._cancel()

@@ -117,9 +117,6 @@ def configure_logging(config: Config) -> None:
         )
         for name in ("hatchway.error", "hatchway.access", "hatchway.asgi"):
             logging.getLogger(name).setLevel(level)
-    if config.access_log is False:
-        access_logger.handlers = []
-        access_logger.propagate = False
 
 
 def _apply_log_config(log_config: Any, use_colors: bool | None) -> None:

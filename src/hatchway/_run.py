@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import inspect
 from typing import Any
 
 from hatchway._config import Config
@@ -56,3 +57,14 @@ def run(app: Any, **kwargs: Any) -> None:
         supervise(config)
         return
     Server(config).run()
+
+
+def _signature() -> inspect.Signature:
+    # run() takes exactly Config's parameters (app positional, the rest by keyword), as uvicorn.run does;
+    # publishing them lets editors and inspect.signature show the options.
+    params = list(inspect.signature(Config).parameters.values())
+    rest = [p.replace(kind=inspect.Parameter.KEYWORD_ONLY) for p in params[1:]]
+    return inspect.Signature([params[0], *rest], return_annotation=None)
+
+
+run.__signature__ = _signature()  # type: ignore[attr-defined]

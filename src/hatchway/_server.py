@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 
 from hatchway._app import load_app
 from hatchway._config import Config
-from hatchway._errors import ServerStateError, StartupError
+from hatchway._errors import HatchwayError, ServerStateError, StartupError
 from hatchway._http.protocol import HttpProtocol, make_codec_factory
 from hatchway._lifespan import Lifespan
 from hatchway._logs import configure_logging, logger
@@ -70,6 +70,8 @@ def run_coroutine(coro: Coroutine[Any, Any, T], factory: Callable[[], asyncio.Ab
             if pending:
                 loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
             loop.run_until_complete(loop.shutdown_asyncgens())
+            # Threads from run_in_executor must not outlive run().
+            loop.run_until_complete(loop.shutdown_default_executor())
         finally:
             asyncio.set_event_loop(None)
             loop.close()
@@ -164,7 +166,7 @@ class Server:
 
     def _startup_failure(self) -> BaseException:
         error = self.startup_error
-        if isinstance(error, StartupError):
+        if isinstance(error, HatchwayError):
             return error
         failure = StartupError("The server stopped before it started listening.", code="HW300")
         failure.__cause__ = error
@@ -272,13 +274,17 @@ class Server:
         logger.info("Started server process [%d]", os.getpid())
         if self._app is None:
             self._app = load_app(config)
-        state = ServerState(config, on_request_limit=self._on_request_limit)
+        state = ServerState(config, on_request_limit=self.request_limit_reached)
         self.state = state
         if config.limit_max_requests is not None:
             jitter = (
                 random.randint(0, config.limit_max_requests_jitter) if config.limit_max_requests_jitter else 0
             )
             state.request_limit = config.limit_max_requests + jitter
+        if config.ws == "wsproto":
+            from hatchway._websocket import ws_implementation_notice
+
+            ws_implementation_notice(config)
         lifespan = Lifespan(self._app, config.lifespan, state.lifespan_state, config.timeout_lifespan_startup)
         await lifespan.startup()
         try:
@@ -393,7 +399,11 @@ class Server:
             with contextlib.suppress(OSError):
                 os.unlink(path)
 
-    def _on_request_limit(self) -> None:
+    def request_limit_reached(self) -> None:
+        """Called once ``limit_max_requests`` (plus jitter) requests were served; stops the server.
+
+        Override to act first (a worker tells its supervisor, so a replacement starts meanwhile).
+        """
         logger.warning(
             "Maximum request limit of %d exceeded. Terminating process.", self.config.limit_max_requests
         )

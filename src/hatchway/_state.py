@@ -68,7 +68,12 @@ class ServerState:
     def _run_flushes(self) -> None:
         flushes, self._flushes = self._flushes, []
         for flush in flushes:
-            flush()
+            try:
+                flush()
+            except Exception as exc:  # one connection's fault must not skip the others' heads
+                asyncio.get_running_loop().call_exception_handler(
+                    {"message": "Error while flushing a response head", "exception": exc}
+                )
 
     def connection_closed(self, conn: Any) -> None:
         self.connections.discard(conn)

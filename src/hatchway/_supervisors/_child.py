@@ -153,10 +153,10 @@ async def _serve_async(
     from hatchway._server import Server
 
     class ChildServer(Server):
-        def _on_request_limit(self) -> None:
+        def request_limit_reached(self) -> None:
             # Tell the parent first so the replacement starts while this one finishes its requests.
             status.send("retiring")
-            super()._on_request_limit()
+            super().request_limit_reached()
 
     server = ChildServer(config)
     loop = asyncio.get_running_loop()
