@@ -142,6 +142,10 @@ class ServerStateError(HatchwayError, RuntimeError):
 
     code = "HW501"
 
+    def __init__(self, message: str) -> None:
+        self.message = message
+        super().__init__(f"{message} [{self.code}, see {docs_ref(self.code)}]")
+
 
 def closest(name: str, candidates: Iterable[str]) -> str | None:
     """The candidate most like ``name``, for did-you-mean hints; None when nothing is close."""
