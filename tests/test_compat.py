@@ -78,8 +78,9 @@ def test_every_uvicorn_run_parameter_is_accepted_with_the_same_default() -> None
 
 
 def test_differences_are_exactly_the_declared_ones() -> None:
+    # Every changed default is declared; meanings that differ are declared (and documented) too.
     declared = {info.name for info in OPTIONS if info.differs}
-    assert declared == set(DIFFERENT_DEFAULTS)
+    assert set(DIFFERENT_DEFAULTS) <= declared
     doc = (ROOT / "docs" / "configuration.md").read_text()
     section = doc.split("## Differences from uvicorn", 1)[1]
     for name in declared:

@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from hatchway._state import ServerState
 
 _PIPELINE_MAX = 64  # parsed-but-unanswered requests held before reading pauses
+_PROXY_HEADERS = frozenset({b"x-forwarded-for", b"x-forwarded-proto", b"forwarded"})
 
 
 def make_codec_factory(config: Config) -> Callable[[], Codec]:
@@ -374,7 +375,17 @@ class HttpProtocol(asyncio.Protocol):
         client = self.client
         scheme = self.scheme
         if self.use_proxy:
-            scheme, client = apply_proxy_headers(self.trusted, self.proxy_peer, head.headers, scheme, client)  # type: ignore[arg-type]
+            # The peer is trusted (decided once per connection); the headers matter only when present.
+            for name, _ in head.headers:
+                if name in _PROXY_HEADERS:
+                    scheme, client = apply_proxy_headers(
+                        self.trusted,  # type: ignore[arg-type]
+                        self.proxy_peer,
+                        head.headers,
+                        scheme,
+                        client,
+                    )
+                    break
         return {
             "type": "http",
             "asgi": {"version": "3.0", "spec_version": "2.4"},
