@@ -26,7 +26,10 @@ STREAM_CHUNKS = 100
 _PLAIN_START = {
     "type": "http.response.start",
     "status": 200,
-    "headers": [(b"content-type", b"text/plain; charset=utf-8"), (b"content-length", b"%d" % len(PLAIN_BODY))],
+    "headers": [
+        (b"content-type", b"text/plain; charset=utf-8"),
+        (b"content-length", b"%d" % len(PLAIN_BODY)),
+    ],
 }
 _JSON_START = {
     "type": "http.response.start",
@@ -83,7 +86,10 @@ async def echo(scope: Scope, receive: Receive, send: Send) -> None:
         {
             "type": "http.response.start",
             "status": 200,
-            "headers": [(b"content-type", b"application/octet-stream"), (b"content-length", b"%d" % len(body))],
+            "headers": [
+                (b"content-type", b"application/octet-stream"),
+                (b"content-length", b"%d" % len(body)),
+            ],
         }
     )
     await send({"type": "http.response.body", "body": body})

@@ -6,6 +6,7 @@ comparisons of a hot-path change:
 
     python benchmarks/hotpath.py                         # this tree
     python benchmarks/hotpath.py --compare /tmp/old/src  # interleaved: this tree vs another src/ directory
+    python benchmarks/hotpath.py --compare a=/tmp/a/src,b=/tmp/b/src  # several, each as a ratio to this tree
 """
 
 from __future__ import annotations
@@ -98,8 +99,14 @@ def child(args: argparse.Namespace) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--compare", default="", help="another hatchway src/ directory to run interleaved")
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--compare",
+        default="",
+        help="other hatchway src/ directories ([NAME=]PATH, comma-separated) to run interleaved",
+    )
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--requests", type=int, default=20000)
     parser.add_argument("--http", default="httptools")
@@ -110,13 +117,22 @@ def main() -> None:
         child(args)
         return
     trees = {"this tree": ""}
-    if args.compare:
-        trees["compare"] = str(Path(args.compare).resolve())
+    for item in filter(None, args.compare.split(",")):
+        name, _, path = item.rpartition("=")
+        trees[name or "compare"] = str(Path(path).resolve())
     results: dict[str, dict[str, list[float]]] = {t: {} for t in trees}
     for _ in range(args.rounds):
         for tree, src in trees.items():
             env = {**os.environ, **({"PYTHONPATH": src} if src else {})}
-            argv = [sys.executable, __file__, "--child", "--requests", str(args.requests), "--http", args.http]
+            argv = [
+                sys.executable,
+                __file__,
+                "--child",
+                "--requests",
+                str(args.requests),
+                "--http",
+                args.http,
+            ]
             out = subprocess.run([*argv, "--cases", args.cases], env=env, capture_output=True, text=True)
             if out.returncode:
                 sys.exit(out.stderr)
@@ -124,10 +140,15 @@ def main() -> None:
                 results[tree].setdefault(case, []).append(us)
     # Minimum, not median: on a shared machine the noise only ever adds time.
     print(f"CPU µs per request (min of {args.rounds} interleaved runs), --http {args.http}")
-    print(f"{'case':<14}" + "".join(f"{t:>14}" for t in trees) + ("     ratio" if args.compare else ""))
+    # ratio > 1: the other tree needs more CPU per request than this one.
+    print(
+        f"{'case':<14}"
+        + "".join(f"{t:>14}" for t in trees)
+        + "".join(f"{'ratio ' + t:>16}" for t in list(trees)[1:])
+    )
     for case in args.cases.split(","):
         meds = [min(results[t][case]) for t in trees]
-        ratio = f"{meds[1] / meds[0]:9.2f}x" if args.compare else ""
+        ratio = "".join(f"{m / meds[0]:15.2f}x" for m in meds[1:])
         print(f"{case:<14}" + "".join(f"{m:14.2f}" for m in meds) + ratio)
 
 

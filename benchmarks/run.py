@@ -113,9 +113,11 @@ class Scenario:
 SCENARIOS = [
     Scenario("plain", "plain text, 64 conns", "apps:plain", 64, ceiling=True),
     Scenario("plain-1conn", "plain text, 1 conn (latency)", "apps:plain", 1, ceiling=True),
-    Scenario("plain-pipelined", "plain text, 64 conns, pipelined x16", "apps:plain", 64, "pipeline.lua", True),
+    Scenario(
+        "plain-pipelined", "plain text, 64 conns, pipelined x16", "apps:plain", 64, "pipeline.lua", True
+    ),
     Scenario("json", "JSON ~100 B, 64 conns", "apps:json", 64),
-    Scenario("fastapi", "FastAPI + pydantic, 64 conns", "apps:fastapi_app", 64),
+    Scenario("fastapi", "FastAPI + pydantic, 64 conns", "apps_fastapi:app", 64),
     Scenario("echo64k", "64 KiB POST echo, 64 conns", "apps:echo", 64, "post64k.lua"),
     Scenario("stream", "streaming 100 x 64 B chunks, 64 conns", "apps:stream", 64),
 ]
@@ -228,7 +230,15 @@ def _ms(text: str) -> float:
 
 
 def wrk(port: int, scenario: Scenario, duration: float) -> dict[str, Any]:
-    argv = ["taskset", "-c", CLIENT_CPU, "wrk", "-t1", f"-c{scenario.connections}", f"-d{max(1, round(duration))}s"]
+    argv = [
+        "taskset",
+        "-c",
+        CLIENT_CPU,
+        "wrk",
+        "-t1",
+        f"-c{scenario.connections}",
+        f"-d{max(1, round(duration))}s",
+    ]
     argv += ["--latency", "--timeout", "10s"]
     if scenario.script:
         argv += ["-s", str(HERE / scenario.script)]
@@ -326,7 +336,10 @@ def run_rounds(
                     print(f"  ! {server.name} {app}: {exc}", file=sys.stderr, flush=True)
                     continue
                 line = ", ".join(f"{s.scenario} {s.rps:,.0f}/s" for s in samples[-len(todo) :])
-                print(f"round {rnd + 1}/{rounds} {server.name:<20} {line}  ({time.perf_counter() - t0:.1f}s)", flush=True)
+                print(
+                    f"round {rnd + 1}/{rounds} {server.name:<20} {line}  ({time.perf_counter() - t0:.1f}s)",
+                    flush=True,
+                )
     return samples
 
 
@@ -346,7 +359,10 @@ def run_scaling(duration: float, warmup: float, rounds: int) -> list[dict[str, A
                 finally:
                     running.stop()
                 out.append({"server": server.name, "workers": workers, "round": rnd, "rps": res["rps"]})
-                print(f"scaling round {rnd + 1} {server.name} workers={workers}: {res['rps']:,.0f}/s", flush=True)
+                print(
+                    f"scaling round {rnd + 1} {server.name} workers={workers}: {res['rps']:,.0f}/s",
+                    flush=True,
+                )
     return out
 
 
@@ -355,7 +371,17 @@ def versions() -> dict[str, str]:
     from importlib.metadata import PackageNotFoundError, version
 
     found = {}
-    for name in ("hatchway", "uvicorn", "httptools", "h11", "uvloop", "hypercorn", "granian", "fastapi", "pydantic"):
+    for name in (
+        "hatchway",
+        "uvicorn",
+        "httptools",
+        "h11",
+        "uvloop",
+        "hypercorn",
+        "granian",
+        "fastapi",
+        "pydantic",
+    ):
         try:
             found[name] = version(name)
         except PackageNotFoundError:
@@ -453,8 +479,8 @@ def markdown(
         "",
         "Versions: " + ", ".join(f"{k} {v}" for k, v in meta["versions"].items()) + ".",
         "",
-        f"**Ratios are to uvicorn (httptools+uvloop) in the same round** (median of per-round ratios); "
-        "req/s is the median with the min–max spread. Latency ratios below 1 are better; CPU is server CPU time "
+        "**Ratios are to uvicorn (httptools+uvloop) in the same round** (median of per-round ratios); "
+        "req/s is the median with the min-max spread. Latency ratios below 1 are better; CPU is server CPU time "
         "(user+system, all processes of the server) per request. RSS is VmRSS summed over the server's processes: "
         "idle (after the first response) and after the load.",
         "",
@@ -475,7 +501,7 @@ def markdown(
             if row is None:
                 continue
             lines.append(
-                f"| {labels[server.name]} | {row['rps']:,.0f} | {row['rps_min']:,.0f}–{row['rps_max']:,.0f} "
+                f"| {labels[server.name]} | {row['rps']:,.0f} | {row['rps_min']:,.0f} to {row['rps_max']:,.0f} "
                 f"| {fmt_ratio(row, 'ratio_rps')} | {fmt_ms(row['p50_ms'])} | {fmt_ms(row['p99_ms'])} "
                 f"| {fmt_ratio(row, 'ratio_p99')} | {row['cpu_us_per_req']:.1f} | {row['rss_idle_mib']:.1f} "
                 f"| {row['rss_after_mib']:.1f} | {row['startup_ms']:.0f} | {row['errors']} |"
@@ -510,11 +536,10 @@ def chart(table: dict[str, dict[str, dict[str, Any]]], path: Path) -> None:
     for i, server in enumerate(servers):
         values = [table[sc.name].get(server.name, {}).get("ratio_rps", 0.0) for sc in scenarios]
         xs = [j + (i - (len(servers) - 1) / 2) * width for j in range(len(scenarios))]
-        bars = ax.bar(xs, values, width, label=server.label)
-        for x, v in zip(xs, values):
+        ax.bar(xs, values, width, label=server.label)
+        for x, v in zip(xs, values, strict=True):
             if v:
                 ax.text(x, v, f"{v:.2f}", ha="center", va="bottom", fontsize=6, rotation=90)
-        del bars
     ax.axhline(1.0, color="grey", linewidth=0.8, linestyle="--")
     ax.set_xticks(range(len(scenarios)))
     ax.set_xticklabels([sc.label.replace(", ", "\n", 1) for sc in scenarios], fontsize=8)
@@ -528,16 +553,30 @@ def chart(table: dict[str, dict[str, dict[str, Any]]], path: Path) -> None:
 
 # -- main ------------------------------------------------------------------------------------------------
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--quick", action="store_true", help="1 round of 2 s per scenario (under ~3 minutes)")
     parser.add_argument("--rounds", type=int, default=None, help="rounds (default 3; 1 with --quick)")
-    parser.add_argument("--duration", type=float, default=None, help="seconds per measurement (default 4; 2 quick)")
+    parser.add_argument(
+        "--duration", type=float, default=None, help="seconds per measurement (default 4; 2 quick)"
+    )
     parser.add_argument("--warmup", type=float, default=None, help="seconds of warm-up load (default 1)")
-    parser.add_argument("--servers", default="", help="comma-separated subset of: " + ", ".join(s.name for s in SERVERS))
-    parser.add_argument("--scenarios", default="", help="comma-separated subset of: " + ", ".join(s.name for s in SCENARIOS))
-    parser.add_argument("--workers-scaling", action="store_true", help="also run 1 and 2 workers of hatchway and uvicorn")
-    parser.add_argument("--baseline-src", default="", help="also run hatchway from this src/ directory as 'hatchway-base'")
-    parser.add_argument("--output", default="latest", help="basename of the files written to benchmarks/results/")
+    parser.add_argument(
+        "--servers", default="", help="comma-separated subset of: " + ", ".join(s.name for s in SERVERS)
+    )
+    parser.add_argument(
+        "--scenarios", default="", help="comma-separated subset of: " + ", ".join(s.name for s in SCENARIOS)
+    )
+    parser.add_argument(
+        "--workers-scaling", action="store_true", help="also run 1 and 2 workers of hatchway and uvicorn"
+    )
+    parser.add_argument(
+        "--baseline-src", default="", help="also run hatchway from this src/ directory as 'hatchway-base'"
+    )
+    parser.add_argument(
+        "--output", default="latest", help="basename of the files written to benchmarks/results/"
+    )
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         sys.exit("wrk is needed: apt-get install -y wrk")
@@ -549,7 +588,15 @@ def main() -> None:
     if args.baseline_src:
         base = SERVERS[0]
         src = str(Path(args.baseline_src).resolve())
-        SERVERS.insert(1, Server("hatchway-base", f"hatchway (httptools, {args.baseline_src})", base.argv, (("PYTHONPATH", src),)))
+        SERVERS.insert(
+            1,
+            Server(
+                "hatchway-base",
+                f"hatchway (httptools, {args.baseline_src})",
+                base.argv,
+                (("PYTHONPATH", src),),
+            ),
+        )
         servers.insert(1, SERVERS[1])
     if BASELINE not in [s.name for s in servers]:
         servers.insert(0, next(s for s in SERVERS if s.name == BASELINE))

@@ -312,6 +312,8 @@ CASES: list[WireCase] = [
         # llhttp skips repeated spaces before the target; harmless for framing (RFC 9112 3: SHOULD NOT).
         differs={"httptools": [head(), END]},
     ),
+    WireCase("target-fragment-after-authority", b"GET http://x#f HTTP/1.1\r\nHost: x\r\n\r\n", [error(400)]),
+    WireCase("target-scheme-with-digit", b"GET h0tp://x/ HTTP/1.1\r\nHost: x\r\n\r\n", [error(400)]),
     WireCase("target-no-slash", b"GET ! HTTP/1.1\r\nHost: a\r\n\r\n", [error(400)]),
     WireCase("target-query-only", b"GET ?a HTTP/1.1\r\nHost: a\r\n\r\n", [error(400)]),
     WireCase("target-scheme-no-slashes", b"GET http:/a HTTP/1.1\r\nHost: a\r\n\r\n", [error(400)]),
@@ -325,6 +327,28 @@ CASES: list[WireCase] = [
     WireCase("smuggle-after-bad-chunk", CHUNKED + b"3\r\nabcXX" + SMUGGLED, [P, body(b"abc"), error(400)]),
     WireCase(
         "smuggle-behind-bad-head", b"GET / HTTP/1.1\r\nHost: a\r\nX: a\r\n b\r\n\r\n" + SMUGGLED, [error(400)]
+    ),
+    WireCase(
+        "smuggle-in-declined-upgrade-body",
+        b"GET / HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\nUpgrade: h2c\r\nContent-Length: %d\r\n\r\n"
+        % len(SMUGGLED)
+        + SMUGGLED,
+        [error(400)],
+    ),
+    WireCase(
+        "smuggle-in-connect-body",
+        b"CONNECT a:443 HTTP/1.1\r\nHost: a:443\r\nContent-Length: %d\r\n\r\n" % len(SMUGGLED) + SMUGGLED,
+        [error(400)],
+    ),
+    WireCase(
+        "upgrade-with-chunked-body",
+        b"GET / HTTP/1.1\r\nHost: a\r\nConnection: upgrade\r\nUpgrade: h2c\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+        [error(400)],
+    ),
+    WireCase(
+        "upgrade-with-zero-length-body",
+        b"GET / HTTP/1.1\r\nHost: a\r\nConnection: upgrade\r\nUpgrade: h2c\r\nContent-Length: 0\r\n\r\n" + OK,
+        [head(), END, head(), END],
     ),
     WireCase(
         "smuggle-in-cl-body",

@@ -156,6 +156,13 @@ class Router:
         for part in (b"one", b"two", b""):
             await send({"type": "http.response.body", "body": part, "more_body": bool(part)})
 
+    async def do_app_chunked(self, scope: Scope, receive: Any, send: Any) -> None:
+        await send(
+            {"type": "http.response.start", "status": 200, "headers": [(b"transfer-encoding", b"chunked")]}
+        )
+        await send({"type": "http.response.body", "body": b"one", "more_body": True})
+        await send({"type": "http.response.body", "body": b"two"})
+
     async def do_sized(self, scope: Scope, receive: Any, send: Any) -> None:
         await send({"type": "http.response.start", "status": 200, "headers": [(b"content-length", b"6")]})
         await send({"type": "http.response.body", "body": b"abc", "more_body": True})
@@ -372,6 +379,9 @@ def test_http_1_0(server: Server) -> None:
     assert response.header(b"transfer-encoding") is None
     assert response.body == b"onetwo"
     assert reader.eof
+    (chunked,), reader = exchange(server, b"GET /app-chunked HTTP/1.0\r\n\r\n")
+    assert chunked.header(b"transfer-encoding") is None
+    assert chunked.body == b"onetwo"
     (sized,), reader = exchange(server, b"GET /alive HTTP/1.0\r\n\r\n")
     assert sized.header(b"connection") == b"close"
     assert reader.closed()
@@ -381,7 +391,8 @@ def test_http_1_0_keep_alive(server: Server) -> None:
     raw = b"GET /port HTTP/1.0\r\nConnection: keep-alive\r\n\r\nGET /port HTTP/1.0\r\n\r\n"
     (first, second), reader = exchange(server, raw, 2)
     assert first.body == second.body
-    assert first.header(b"connection") != b"close"
+    assert first.header(b"connection") == b"keep-alive"
+    assert second.header(b"connection") == b"close"
     assert reader.closed()
 
 

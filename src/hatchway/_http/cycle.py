@@ -10,6 +10,8 @@ import asyncio
 import http
 import logging
 import re
+import types
+from collections.abc import Coroutine, Generator
 from typing import TYPE_CHECKING, Any, Protocol
 
 from hatchway._logs import access_logger, escape, logger
@@ -107,6 +109,7 @@ class Cycle:
         "response_started",
         "scope",
         "status",
+        "stepping",
     )
 
     def __init__(
@@ -134,6 +137,7 @@ class Cycle:
         self._content_length: int | None = None
         self._head: bytes | None = None
         self.flush_scheduled = False
+        self.stepping = False  # the app's own coroutine is running (see _drive)
 
     # -- events from the connection ----------------------------------------------------------------
     def body_received(self, data: bytes) -> None:
@@ -285,9 +289,9 @@ class Cycle:
         if content_length is not None:
             self.chunked = False
         self._head = b"".join(parts)
-        if not self.flush_scheduled:
-            # Send the head with the first body message (one write), or on the next loop turn if the
-            # app waits before sending any body.
+        if not self.flush_scheduled and not self.stepping:
+            # Sent by another task than the app's own (see _drive): send the head with the first body
+            # message (one write), or on the next loop turn if that task waits before sending any body.
             self.flush_scheduled = True
             self._state.flush_soon(self._flush_head)
 
@@ -319,6 +323,8 @@ class Cycle:
                 self.chunked = True
                 framing = b"transfer-encoding: chunked\r\n"
             else:
+                # HTTP/1.0 has no chunked coding (even if the app asked for it): the close ends the body.
+                self.chunked = False
                 self.keep_alive = False
         elif self.chunked:
             self.chunked = False
@@ -326,6 +332,9 @@ class Cycle:
             framing = b"transfer-encoding: chunked\r\n"
         if not self.keep_alive:
             framing += b"connection: close\r\n"
+        elif self.scope["http_version"] == "1.0":
+            # RFC 9112 C.2.2: an HTTP/1.0 client keeps the connection only if the response says so.
+            framing += b"connection: keep-alive\r\n"
         return head + framing + b"\r\n"
 
     def _flush_head(self) -> None:
@@ -370,7 +379,7 @@ class Cycle:
     def _complete(self) -> None:
         self.response_complete = True
         self._wake()
-        if access_logger.isEnabledFor(logging.INFO) and self._state.access_log:
+        if self._state.access_log and access_logger.isEnabledFor(logging.INFO):
             try:
                 self._log_access()
             except Exception:
@@ -397,7 +406,7 @@ class Cycle:
     # -- running the app ----------------------------------------------------------------------------
     async def run_asgi(self, app: Any) -> None:
         try:
-            result = await app(self.scope, self.receive, self.send)
+            result = await _drive(app(self.scope, self.receive, self.send), self)
         except ClientDisconnected:
             logger.debug("The client disconnected while the response was being sent.")
         except BaseException as exc:
@@ -439,3 +448,32 @@ class Cycle:
         self._head = None
         self._conn.write(plain_response(500, "Internal Server Error", self._state.default_headers()))
         self._complete()
+
+
+@types.coroutine
+def _drive(coro: Coroutine[Any, Any, Any], cycle: Cycle) -> Generator[Any, Any, Any]:
+    """Await the app's coroutine as ``yield from`` would, and flush a pending response head whenever the app
+    is about to wait (a database, a sleep, ``receive``): the head then goes out at once, and an app that
+    sends its body straight after the start gets head and body in one write, with no loop callback per
+    request to find that out. A start sent from another task (no step of ours running) falls back to a
+    flush on the next loop turn."""
+    value: Any = None
+    error: BaseException | None = None
+    while True:
+        cycle.stepping = True
+        try:
+            yielded = coro.send(value) if error is None else coro.throw(error)
+        except StopIteration as stop:
+            return stop.value
+        finally:
+            cycle.stepping = False
+        error = None
+        if cycle._head is not None:
+            cycle._flush_head()
+        try:
+            value = yield yielded
+        except GeneratorExit:
+            coro.close()
+            raise
+        except BaseException as exc:  # cancellation and anything else thrown in: the app handles it
+            value, error = None, exc

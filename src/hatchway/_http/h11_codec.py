@@ -9,12 +9,14 @@ import h11
 from hatchway._http.events import REQUEST_END, Body, Event, Limits, ParseError, RequestHead, split_target
 from hatchway._http.validate import (
     MAX_CHUNK_LINE,
+    MAX_TRAILER,
     chunk_size,
     expects_continue,
     find_head_end,
     head_problem,
     keep_alive,
     raw_head_problem,
+    upgrade_body_problem,
     upgrade_token,
 )
 
@@ -22,6 +24,16 @@ from hatchway._http.validate import (
 # response went out with this stand-in once the real one is complete.
 _DONE = h11.Response(status_code=200, headers=[(b"content-length", b"0")])
 _END = h11.EndOfMessage()
+
+
+def _peek(buf: Any, limit: int) -> bytes:
+    """Up to ``limit`` bytes from the front of h11's receive buffer, without consuming them.
+
+    ``bytes(buf)`` would copy everything buffered on every call, which is quadratic for a read full of
+    pipelined requests or small chunks; h11's ReceiveBuffer keeps a bytearray that can be sliced instead.
+    """
+    data = getattr(buf, "_data", None)
+    return bytes(data[:limit]) if isinstance(data, bytearray) else bytes(buf)[:limit]
 
 
 def _refuse(problem: ParseError) -> h11.LocalProtocolError:
@@ -54,7 +66,7 @@ class _StrictChunkedReader:
         if self._remaining == 0:
             line = buf.maybe_extract_next_line()
             if line is None:
-                peek = bytes(buf)
+                peek = _peek(buf, MAX_CHUNK_LINE + 1)
                 if b"\n" in peek or len(peek) > MAX_CHUNK_LINE:
                     raise _refuse(ParseError(400, "invalid chunk header"))
                 return None
@@ -76,13 +88,13 @@ class _StrictChunkedReader:
         return h11.Data(data=data)
 
     def _read_trailer(self, buf: Any) -> h11.EndOfMessage | None:
-        peek = bytes(buf)
+        peek = _peek(buf, MAX_TRAILER + 1)
         if peek[:2] == b"\r\n":
             buf.maybe_extract_at_most(2)
             return h11.EndOfMessage()
         end = find_head_end(peek)
         if end == -1:
-            if len(peek) > MAX_CHUNK_LINE * 4:
+            if len(peek) > MAX_TRAILER:
                 raise _refuse(ParseError(431, "trailer section too large"))
             return None
         # Trailer fields follow the head's rules (bare LF, obs-fold, control characters: RFC 9112 7.1.2).
@@ -120,18 +132,19 @@ class _StrictConnection(h11.Connection):
         max_fields, max_line, max_head = self._max_fields, self._max_line, self._max_head
 
         def read_head(buf: Any) -> Any:
-            peek = bytes(buf)
-            if peek[:1] in (b"\r", b"\n"):
+            peek = _peek(buf, max_head + 1)
+            while peek[:1] in (b"\r", b"\n"):
                 # RFC 9112 2.2: empty lines before a request line are ignored (as llhttp does).
-                stripped = peek.lstrip(b"\r\n")
-                buf.maybe_extract_at_most(len(peek) - len(stripped))
-                peek = stripped
+                buf.maybe_extract_at_most(len(peek) - len(peek.lstrip(b"\r\n")))
+                peek = _peek(buf, max_head + 1)
             # The target is measured as it arrives (414), like llhttp's on_url, not once the line is whole.
             line_end = peek.find(b"\n")
             parts = (peek if line_end == -1 else peek[:line_end]).split(b" ", 2)
             if len(parts) > 1 and len(parts[1]) > max_line:
                 raise _refuse(ParseError(414, "request line too long"))
             end = find_head_end(peek)
+            if end == -1 and len(peek) > max_head:
+                raise _refuse(ParseError(431, "request head too large"))
             if end != -1:
                 if end > max_head:
                     raise _refuse(ParseError(431, "request head too large"))
@@ -246,6 +259,11 @@ class H11Codec:
         for name, value in headers:
             if name == b"connection":
                 tokens.update(t.strip().lower() for t in value.split(b","))
+        upgrade = upgrade_token(headers, tokens)
+        if upgrade is not None or event.method == b"CONNECT":
+            problem = upgrade_body_problem(headers)
+            if problem is not None:
+                return problem
         raw_path, query = split_target(target)
         return RequestHead(
             event.method.decode("ascii"),
@@ -254,6 +272,6 @@ class H11Codec:
             http_version,
             headers,
             keep_alive(http_version, tokens),
-            upgrade_token(headers, tokens),
+            upgrade,
             expects_continue(headers),
         )

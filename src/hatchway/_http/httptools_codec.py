@@ -14,7 +14,13 @@ from hatchway._http.events import (
     connection_tokens,
     split_target,
 )
-from hatchway._http.validate import expects_continue, head_problem, keep_alive, upgrade_token
+from hatchway._http.validate import (
+    expects_continue,
+    head_problem,
+    keep_alive,
+    upgrade_body_problem,
+    upgrade_token,
+)
 
 _METHODS: dict[bytes, str] = {}
 _NOTED = frozenset({b"connection", b"expect"})
@@ -154,6 +160,11 @@ class HttptoolsCodec:
             method = _METHODS.setdefault(raw_method, raw_method.decode("ascii"))
         raw_path, query = split_target(self._url)
         tokens = connection_tokens(headers) if self._has_connection else set()
+        upgrade = upgrade_token(headers, tokens) if tokens else None
+        if upgrade is not None or raw_method == b"CONNECT":
+            problem = upgrade_body_problem(headers)
+            if problem is not None:
+                raise _Refuse(problem.status, problem.reason)
         self._events.append(
             RequestHead(
                 method,
@@ -162,7 +173,7 @@ class HttptoolsCodec:
                 http_version,
                 headers,
                 parser.should_keep_alive() if http_version == "1.1" else keep_alive(http_version, tokens),
-                upgrade_token(headers, tokens) if tokens else None,
+                upgrade,
                 expects_continue(headers) if self._has_expect else False,
             )
         )

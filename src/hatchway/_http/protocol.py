@@ -336,7 +336,7 @@ class HttpProtocol(asyncio.Protocol):
             if target is self.cycle and not target.request_complete:
                 # The body of the request in progress is malformed (RFC 9112 7.1): nothing after it can be
                 # framed, so answer the error unless a response has begun, and close.
-                logger.warning("Invalid HTTP request received: %s", escape(error.reason))
+                logger.warning("Invalid HTTP request received: %s", escape(error.reason[:200]))
                 started = target.response_started
                 target.connection_lost()
                 if not started:
@@ -358,7 +358,8 @@ class HttpProtocol(asyncio.Protocol):
             self.pause_reading()
             return
         self._cancel_timer()
-        logger.warning("Invalid HTTP request received: %s", escape(error.reason))
+        # Client bytes in a reason (h11 quotes the offending line) are escaped and cut to one short line.
+        logger.warning("Invalid HTTP request received: %s", escape(error.reason[:200]))
         self.write(
             plain_response(
                 error.status, _ERROR_TEXT.get(error.status, "Bad Request"), self.state.default_headers()

@@ -77,7 +77,9 @@ def head_problem(http_version: str, headers: list[tuple[bytes, bytes]]) -> Parse
 #   obs-fold (RFC 9112 5.2: a server MUST reject or replace; hatchway rejects),
 #   control characters and DEL in field values (RFC 9110 5.5).
 _BAD_HEAD_BYTES = re.compile(rb"(?<!\r)\n|\r(?!\n)|\n[ \t]|[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
-_ABSOLUTE_FORM = re.compile(rb"[A-Za-z][A-Za-z0-9+.\-]*://")
+# Absolute-form as llhttp reads it: a letters-only scheme, an authority of URI characters, then "/", "?" or
+# the end (RFC 9112 3.2.2; llhttp is stricter than RFC 3986 about the scheme).
+_ABSOLUTE_FORM = re.compile(rb"[A-Za-z]+://[A-Za-z0-9\-._~%!$&'()*+,;=:@\[\]]*(?:[/?][^ ]*)?(?: |$)")
 _FIELD_NAME = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 _HEAD_END = re.compile(rb"\r?\n\r?\n")
 
@@ -134,6 +136,8 @@ _CHUNK_LINE = re.compile(
 )
 #: Chunk-size line including extensions; longer lines are refused (llhttp streams extensions, h11 buffers them).
 MAX_CHUNK_LINE = 4096
+#: Trailer section after the last chunk (h11 buffers it; llhttp streams it field by field).
+MAX_TRAILER = 16384
 
 
 def chunk_size(line: bytes) -> int | ParseError:
@@ -145,6 +149,19 @@ def chunk_size(line: bytes) -> int | ParseError:
     if len(digits) > 14 or (digits and int(digits, 16) > MAX_BODY_LENGTH):
         return ParseError(400, "chunk size too large")
     return int(digits, 16) if digits else 0
+
+
+def upgrade_body_problem(headers: list[tuple[bytes, bytes]]) -> ParseError | None:
+    """Refuse a body on an upgrade or CONNECT request.
+
+    llhttp treats every byte after such a head as the new protocol, h11 reads the body first; if the
+    upgrade is declined (RFC 9110 7.8) the two would frame the rest of the connection differently, so a
+    request could hide in the "body". No WebSocket handshake has a body.
+    """
+    for name, value in headers:
+        if (name == b"content-length" and value.strip(b"0")) or name == b"transfer-encoding":
+            return ParseError(400, "a body on an upgrade or CONNECT request")
+    return None
 
 
 def keep_alive(http_version: str, connection: set[bytes]) -> bool:
