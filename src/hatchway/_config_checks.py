@@ -1,0 +1,268 @@
+"""Config validation: one small check per rule, each returning every problem it finds."""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+from collections.abc import Callable
+from typing import Any
+
+from hatchway._config import (
+    DEFAULT_FORWARDED_ALLOW_IPS,
+    HTTP_CHOICES,
+    INTERFACE_CHOICES,
+    LIFESPAN_CHOICES,
+    LOG_LEVELS,
+    LOOP_CHOICES,
+    UNSUPPORTED_CHOICES,
+    WS_CHOICES,
+    Config,
+    _is_number,
+    _split_header,
+    _web_concurrency,
+)
+from hatchway._errors import Problem, closest
+
+Check = Callable[[Config], list[Problem]]
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _int_range(name: str, low: int, high: int | None = None, *, optional: bool = False) -> Check:
+    def check(config: Config) -> list[Problem]:
+        value = getattr(config, name)
+        if value is None and optional:
+            return []
+        bound = f"between {low} and {high}" if high is not None else f"at least {low}"
+        if not _is_int(value) or value < low or (high is not None and value > high):
+            return [Problem(name, f"expected a whole number {bound}, got {value!r}", "HW101")]
+        return []
+
+    return check
+
+
+def _non_negative(name: str, *, optional: bool = False) -> Check:
+    def check(config: Config) -> list[Problem]:
+        value = getattr(config, name)
+        if value is None and optional:
+            return []
+        if not _is_number(value) or value < 0:
+            return [Problem(name, f"expected a number of seconds >= 0, got {value!r}", "HW101")]
+        return []
+
+    return check
+
+
+def _choice(name: str, choices: tuple[str, ...], *, extra: Callable[[Any], bool] | None = None) -> Check:
+    def check(config: Config) -> list[Problem]:
+        value = getattr(config, name)
+        if isinstance(value, str) and value in choices:
+            return []
+        if extra is not None and extra(value):
+            return []
+        unsupported = UNSUPPORTED_CHOICES.get((name, value)) if isinstance(value, str) else None
+        if unsupported:
+            return [Problem(name, f"{value!r} is not available in hatchway", "HW102", unsupported)]
+        hint = None
+        if isinstance(value, str):
+            near = closest(value, choices)
+            hint = f"did you mean {near!r}?" if near else None
+        expected = ", ".join(repr(c) for c in choices)
+        return [Problem(name, f"expected one of {expected}, got {value!r}", "HW101", hint)]
+
+    return check
+
+
+def _check_app(config: Config) -> list[Problem]:
+    app = config.app
+    if isinstance(app, str):
+        module, sep, attr = app.partition(":")
+        if not sep or not module or not attr:
+            return [
+                Problem(
+                    "app",
+                    f"import string {app!r} must be in format '<module>:<attribute>'",
+                    "HW103",
+                    "for example 'main:app' for the variable app in main.py",
+                )
+            ]
+        return []
+    if not callable(app):
+        return [Problem("app", f"expected an ASGI application or an import string, got {app!r}", "HW103")]
+    return []
+
+
+def _check_http(config: Config) -> list[Problem]:
+    if isinstance(config.http, type):
+        return [
+            Problem(
+                "http",
+                f"protocol classes are not accepted, got {config.http.__name__}",
+                "HW102",
+                "use 'auto', 'httptools' or 'h11'",
+            )
+        ]
+    problems = _choice("http", HTTP_CHOICES)(config)
+    if config.http2:
+        problems.append(Problem("http2", "HTTP/2 is not available in hatchway", "HW102", "drop http2=True"))
+    return problems
+
+
+def _check_ws(config: Config) -> list[Problem]:
+    if isinstance(config.ws, type):
+        return [Problem("ws", f"protocol classes are not accepted, got {config.ws.__name__}", "HW102")]
+    return _choice("ws", WS_CHOICES)(config)
+
+
+def _check_loop(config: Config) -> list[Problem]:
+    return _choice("loop", LOOP_CHOICES, extra=lambda v: callable(v) or (isinstance(v, str) and ":" in v))(
+        config
+    )
+
+
+def _check_log_level(config: Config) -> list[Problem]:
+    value = config.log_level
+    if value is None or _is_int(value):
+        return []
+    if isinstance(value, str) and value.lower() in LOG_LEVELS:
+        return []
+    return _choice("log_level", tuple(LOG_LEVELS))(config)
+
+
+def _check_workers(config: Config) -> list[Problem]:
+    problems = _int_range("workers", 1, optional=True)(config)
+    raw = os.environ.get("WEB_CONCURRENCY", "")
+    if config.workers is None and raw.strip() and _web_concurrency() is None:
+        problems.append(
+            Problem(
+                "workers",
+                f"$WEB_CONCURRENCY must be a whole number of workers, got {raw!r}",
+                "HW101",
+                "set it to a number such as 4, or unset it",
+            )
+        )
+    workers = config.workers if config.workers is not None else _web_concurrency()
+    if not problems and config.reload and workers is not None and workers > 1:
+        source = "workers" if config.workers is not None else "$WEB_CONCURRENCY"
+        problems.append(
+            Problem(
+                "workers",
+                f"reload=True and {source}={workers} cannot be combined",
+                "HW104",
+                "reload is for development with one process: drop workers (or unset WEB_CONCURRENCY); "
+                "for production, drop reload",
+            )
+        )
+    return problems
+
+
+def _check_ssl(config: Config) -> list[Problem]:
+    if config.ssl_keyfile and not config.ssl_certfile and config.ssl_context_factory is None:
+        return [Problem("ssl_keyfile", "a key file needs its certificate", "HW101", "add ssl_certfile")]
+    return []
+
+
+def _check_proxies(config: Config) -> list[Problem]:
+    problems = []
+    value = config.forwarded_allow_ips
+    if value is None:
+        value = os.environ.get("FORWARDED_ALLOW_IPS", DEFAULT_FORWARDED_ALLOW_IPS)
+    items = value.split(",") if isinstance(value, str) else list(value)
+    for item in (i.strip() for i in items):
+        if not item or item == "*" or item.startswith(("/", "unix:")):
+            continue
+        try:
+            ipaddress.ip_network(item, strict=False)
+        except ValueError:
+            # uvicorn also accepts literals (such as a UNIX socket path); only reject obvious typos.
+            if any(c.isspace() for c in item):
+                problems.append(
+                    Problem("forwarded_allow_ips", f"{item!r} is not an address or network", "HW101")
+                )
+    return problems
+
+
+def _check_headers(config: Config) -> list[Problem]:
+    problems = []
+    for header in config.headers or []:
+        name, value = _split_header(header) if isinstance(header, str) else header
+        if not name or any(c in f"{name}{value}" for c in "\r\n\0") or any(c in name for c in " \t:"):
+            problems.append(Problem("headers", f"invalid header {header!r}", "HW101", "use 'Name: value'"))
+    return problems
+
+
+def _check_reload_lists(config: Config) -> list[Problem]:
+    problems = []
+    for name in ("reload_dirs", "reload_includes", "reload_excludes"):
+        value = getattr(config, name)
+        if value is None or isinstance(value, (str, os.PathLike)):
+            continue
+        if not isinstance(value, (list, tuple)) or not all(isinstance(v, (str, os.PathLike)) for v in value):
+            problems.append(Problem(name, f"expected a path or a list of paths, got {value!r}", "HW101"))
+    return problems
+
+
+def _check_types(config: Config) -> list[Problem]:
+    problems = []
+    for name in ("host", "root_path"):
+        if not isinstance(getattr(config, name), str):
+            problems.append(Problem(name, f"expected a string, got {getattr(config, name)!r}", "HW101"))
+    for name in (
+        "reload",
+        "factory",
+        "access_log",
+        "proxy_headers",
+        "server_header",
+        "date_header",
+        "ws_per_message_deflate",
+        "reset_contextvars",
+    ):
+        if not isinstance(getattr(config, name), bool):
+            problems.append(Problem(name, f"expected True or False, got {getattr(config, name)!r}", "HW101"))
+    if config.root_path and not config.root_path.startswith("/"):
+        problems.append(
+            Problem("root_path", f"expected a path starting with '/', got {config.root_path!r}", "HW101")
+        )
+    return problems
+
+
+CHECKS: tuple[Check, ...] = (
+    _check_app,
+    _check_types,
+    _int_range("port", 0, 65535),
+    _int_range("fd", 0, optional=True),
+    _check_http,
+    _check_ws,
+    _check_loop,
+    _choice("lifespan", LIFESPAN_CHOICES),
+    _choice("interface", INTERFACE_CHOICES),
+    _check_log_level,
+    _check_workers,
+    _int_range("ws_max_size", 1),
+    _int_range("ws_max_queue", 1),
+    _non_negative("ws_ping_interval", optional=True),
+    _non_negative("ws_ping_timeout", optional=True),
+    _int_range("backlog", 1),
+    _int_range("limit_concurrency", 1, optional=True),
+    _int_range("limit_max_requests", 1, optional=True),
+    _int_range("limit_max_requests_jitter", 0),
+    _non_negative("timeout_keep_alive"),
+    _non_negative("timeout_graceful_shutdown", optional=True),
+    _non_negative("timeout_worker_healthcheck"),
+    _non_negative("timeout_notify"),
+    _non_negative("reload_delay"),
+    _non_negative("timeout_request_header"),
+    _non_negative("timeout_request_body"),
+    _non_negative("timeout_send"),
+    _non_negative("timeout_lifespan_startup", optional=True),
+    _int_range("limit_request_line", 64),
+    _int_range("limit_request_fields", 1),
+    _int_range("limit_request_head_size", 256),
+    _int_range("h11_max_incomplete_event_size", 1, optional=True),
+    _check_ssl,
+    _check_proxies,
+    _check_headers,
+    _check_reload_lists,
+)
