@@ -36,8 +36,12 @@ def _style(text: str, code: str, bold: bool = False) -> str:
 
 
 def escape(text: str) -> str:
-    """Make client-supplied text safe for one log line: control characters become escapes."""
-    if text.isprintable():
+    """Make client-supplied text safe for one log line: control characters and quotes become escapes.
+
+    Quotes too, because the access line quotes the request line: an unescaped ``"`` in a path could forge
+    the fields after it.
+    """
+    if text.isprintable() and '"' not in text:
         return text
     return text.encode("unicode_escape", "backslashreplace").decode("ascii").replace('"', '\\"')
 

@@ -273,5 +273,5 @@ class H11Codec:
             headers,
             keep_alive(http_version, tokens),
             upgrade,
-            expects_continue(headers),
+            expects_continue(http_version, headers),
         )

@@ -174,7 +174,7 @@ class HttptoolsCodec:
                 headers,
                 parser.should_keep_alive() if http_version == "1.1" else keep_alive(http_version, tokens),
                 upgrade,
-                expects_continue(headers) if self._has_expect else False,
+                expects_continue(http_version, headers) if self._has_expect else False,
             )
         )
 
