@@ -509,3 +509,13 @@ def test_second_signal_exits_at_once(http: str) -> None:
         process.wait(10 * UNIT)
         assert time.monotonic() - started < 5 * UNIT
         busy.close()
+
+
+def test_quotes_in_the_path_cannot_forge_access_log_fields(http: str, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="hatchway.access")
+    with serve_in_thread(app, http=http, access_log=True) as server:
+        answer(server, b'GET /x"_200_"GET_/admin HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n')
+    lines = [r.getMessage() for r in caplog.records if r.name == "hatchway.access"]
+    assert len(lines) == 1, lines
+    # The request line is quoted in the access log: only its own two quotes may stay unescaped.
+    assert lines[0].replace('\\"', "").count('"') == 2, lines[0]

@@ -357,6 +357,16 @@ def test_no_100_continue_when_the_app_does_not_read(server: Server) -> None:
     assert b"100 Continue" not in response.raw_head
 
 
+def test_no_100_continue_for_an_http_1_0_client(server: Server) -> None:
+    # RFC 9110 10.1.1: an HTTP/1.0 client cannot read a 1xx response, so the expectation is ignored.
+    with connect(server) as sock:
+        sock.sendall(b"POST /echo HTTP/1.0\r\nExpect: 100-continue\r\nContent-Length: 5\r\n\r\nhello")
+        response = ResponseReader(sock, 5 * UNIT).read()
+    assert response is not None
+    assert (response.status, response.body) == (200, b"hello")
+    assert b"100 Continue" not in response.raw_head
+
+
 def test_head_sends_no_body(server: Server) -> None:
     raw = b"HEAD /sized HTTP/1.1\r\nHost: a\r\n\r\nHEAD /streamed HTTP/1.1\r\nHost: a\r\n\r\n" + OK
     with connect(server) as sock:
