@@ -361,10 +361,13 @@ def test_no_100_continue_for_an_http_1_0_client(server: Server) -> None:
     # RFC 9110 10.1.1: an HTTP/1.0 client cannot read a 1xx response, so the expectation is ignored.
     with connect(server) as sock:
         sock.sendall(b"POST /echo HTTP/1.0\r\nExpect: 100-continue\r\nContent-Length: 5\r\n\r\nhello")
-        response = ResponseReader(sock, 5 * UNIT).read()
-    assert response is not None
-    assert (response.status, response.body) == (200, b"hello")
-    assert b"100 Continue" not in response.raw_head
+        sock.settimeout(5 * UNIT)
+        data = b""
+        while chunk := sock.recv(65536):  # HTTP/1.0 without keep-alive: the server closes after the response
+            data += chunk
+    assert data.startswith(b"HTTP/1.1 200 "), data[:40]
+    assert b"100 Continue" not in data
+    assert data.endswith(b"hello")
 
 
 def test_head_sends_no_body(server: Server) -> None:
