@@ -655,3 +655,84 @@ def test_body_not_matching_content_length(
     assert b"INJECTED" not in body
     assert any("Content-Length" in r.getMessage() for r in _errors(caplog))
     alive(server)
+
+
+# -- bounded buffering of what the app has not asked for ---------------------------------------------------
+async def slow_unread(scope: Scope, receive: Any, send: Any) -> None:
+    """Answers after a pause without reading the body (``/slow``), or at once (``/fast``)."""
+    if scope["type"] != "http":
+        return
+    if scope["path"] == "/slow":
+        await asyncio.sleep(0.3 * UNIT)
+    await respond(send, body=scope["path"].encode())
+
+
+def _bytes_accepted(sock: socket.socket, total: int, seconds: float) -> int:
+    """Push up to ``total`` bytes for at most ``seconds``; how many the server side took."""
+    sock.setblocking(False)
+    chunk = b"x" * 65536
+    sent = 0
+    deadline = time.monotonic() + seconds
+    while sent < total and time.monotonic() < deadline:
+        try:
+            sent += sock.send(chunk)
+        except BlockingIOError:
+            time.sleep(0.01)
+    sock.setblocking(True)
+    return sent
+
+
+@pytest.mark.parametrize(
+    "first",
+    [
+        b"GET /slow HTTP/1.1\r\nHost: a\r\n\r\n",
+        b"GET /slow HTTP/1.1\r\nHost: a\r\nConnection: upgrade\r\nUpgrade: h2c\r\n\r\n",
+        b"GET /slow HTTP/1.0\r\nConnection: keep-alive\r\n\r\n",
+    ],
+    ids=["pipelined", "declined-upgrade", "http-1.0-keep-alive"],
+)
+def test_bytes_behind_a_request_in_progress_are_bounded(http: str, first: bytes) -> None:
+    # Whatever follows the request being served waits in the kernel's buffers, not in the server's memory:
+    # the server stops reading, so a client cannot make it buffer without bound.
+    with serve_in_thread(slow_unread, http=http, lifespan="off") as server, connect(server) as sock:
+        sock.sendall(first)
+        accepted = _bytes_accepted(sock, 64 * 1024 * 1024, 0.25 * UNIT)
+    # Loopback socket buffers hold a few MiB at most; without the bound the server reads all 64 MiB.
+    assert accepted < 24 * 1024 * 1024, accepted
+
+
+def test_unread_body_that_arrived_before_the_response_is_dropped(http: str) -> None:
+    with serve_in_thread(slow_unread, http=http, lifespan="off") as server, connect(server) as sock:
+        body = b"y" * 200_000
+        sock.sendall(b"POST /slow HTTP/1.1\r\nHost: a\r\nContent-Length: %d\r\n\r\n" % len(body) + body)
+        reader = ResponseReader(sock, 5 * UNIT)
+        first = reader.read()
+        sock.sendall(b"GET /fast HTTP/1.1\r\nHost: a\r\n\r\n")
+        second = reader.read()
+    assert first is not None
+    assert second is not None
+    assert (first.body, second.body) == (b"/slow", b"/fast")
+
+
+def test_body_that_never_arrives_after_the_response_times_out(http: str) -> None:
+    with serve_in_thread(slow_unread, http=http, lifespan="off", timeout_request_body=0.3 * UNIT) as server:
+        with connect(server) as sock:
+            sock.sendall(b"POST /fast HTTP/1.1\r\nHost: a\r\nContent-Length: 10\r\n\r\n")
+            reader = ResponseReader(sock, 5 * UNIT)
+            response = reader.read()
+            assert response is not None
+            assert response.body == b"/fast"
+            sock.settimeout(5 * UNIT)
+            assert sock.recv(1) == b""  # closed by the server within the body timeout, not held forever
+        alive(server)
+
+
+def test_unread_body_after_expect_100_continue_closes(http: str) -> None:
+    with serve_in_thread(slow_unread, http=http, lifespan="off") as server, connect(server) as sock:
+        sock.sendall(b"POST /fast HTTP/1.1\r\nHost: a\r\nExpect: 100-continue\r\nContent-Length: 10\r\n\r\n")
+        reader = ResponseReader(sock, 5 * UNIT)
+        response = reader.read()
+        assert response is not None
+        assert response.status == 200
+        sock.settimeout(5 * UNIT)
+        assert sock.recv(1) == b""

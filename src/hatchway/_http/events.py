@@ -105,6 +105,9 @@ class Codec(Protocol):
     def head_started(self) -> bool:
         """Part of a request head has arrived and the head is not complete yet."""
 
+    def buffered(self) -> int:
+        """Bytes received but not parsed yet (held for the next request or after an upgrade request)."""
+
 
 def split_target(target: bytes) -> tuple[bytes, bytes]:
     """Split a request target into (raw_path, query_string); absolute-form loses scheme and authority."""

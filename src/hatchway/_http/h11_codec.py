@@ -207,6 +207,10 @@ class H11Codec:
     def trailing_data(self) -> bytes:
         return self._conn.trailing_data[0]
 
+    def buffered(self) -> int:
+        # h11 keeps everything after the request it is on in its receive buffer.
+        return len(self._conn._receive_buffer) + (len(self._hold) if self._hold is not None else 0)
+
     def head_started(self) -> bool:
         if self._hold:
             return True

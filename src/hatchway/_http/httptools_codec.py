@@ -104,6 +104,9 @@ class HttptoolsCodec:
     def head_started(self) -> bool:
         return self._in_head and self._head_started
 
+    def buffered(self) -> int:
+        return len(self._trailing) if self._trailing is not None else 0
+
     def _fail(self, error: ParseError) -> None:
         self._failed = True
         self._events.append(error)

@@ -44,12 +44,14 @@ def make_codec_factory(config: Config) -> Callable[[], Codec]:
 
 
 def decode_path(raw_path: bytes) -> str:
+    # As uvicorn: bytes that are not UTF-8 become U+FFFD. (Surrogate escapes would make the path a str that
+    # raises as soon as the app encodes it.)
     if b"%" in raw_path:
-        return unquote_to_bytes(raw_path).decode("utf-8", "surrogateescape")
+        return unquote_to_bytes(raw_path).decode("utf-8", "replace")
     try:
         return raw_path.decode("ascii")
     except UnicodeDecodeError:
-        return raw_path.decode("utf-8", "surrogateescape")
+        return raw_path.decode("utf-8", "replace")
 
 
 def peer_address(transport: asyncio.BaseTransport, key: str) -> Any:
@@ -153,32 +155,46 @@ class HttpProtocol(asyncio.Protocol):
             if self._timer_kind == "keep-alive":
                 # The next request has begun: the head must now arrive within the head timeout.
                 self._arm("head", self.config.timeout_request_header, self._on_timeout)
-            for event in self.codec.feed(data):
-                cls = event.__class__
-                if cls is Body:
-                    target = self.body_target
-                    if target is not None:
-                        target.body_received(event.data)  # type: ignore[union-attr]
-                        if self._body_timer is not None:
-                            self._body_timer.cancel()
-                            self._body_timer = None
-                        if target.body_size > HIGH_WATER and not self.reading_paused:
-                            self.pause_reading()
-                elif cls is RequestHead:
-                    self._on_head(event)  # type: ignore[arg-type]
-                elif cls is RequestEnd:
-                    target = self.body_target
-                    self.body_target = None
-                    if target is not None:
-                        target.request_ended()
-                        if target.response_complete and target is self.cycle:
-                            self._next()
-                else:
-                    self._on_parse_error(event)  # type: ignore[arg-type]
-                    return
+            self._dispatch(self.codec.feed(data))
+            if self.codec.buffered() > HIGH_WATER:
+                # Bytes the codec holds for later (requests behind the one being served, data after an
+                # upgrade) are bounded too: the client waits in the kernel's buffers, not in ours.
+                self.pause_reading()
         except Exception:
             logger.exception("Error while handling data from %s; closing the connection.", self._peer_text())
             self.abort()
+
+    def _dispatch(self, events: list[Any]) -> None:
+        for event in events:
+            cls = event.__class__
+            if cls is Body:
+                target = self.body_target
+                if target is None:
+                    continue
+                if self._body_timer is not None:
+                    self._body_timer.cancel()
+                    self._body_timer = None
+                if target.response_complete:
+                    # Answered already: the rest of the body is dropped, within the body idle timeout.
+                    self._arm_body_timer(target)
+                    continue
+                target.body_received(event.data)
+                if target.body_size > HIGH_WATER and not self.reading_paused:
+                    self.pause_reading()
+            elif cls is RequestHead:
+                self._on_head(event)
+            elif cls is RequestEnd:
+                target, self.body_target = self.body_target, None
+                if target is not None:
+                    if self._body_timer is not None:
+                        self._body_timer.cancel()
+                        self._body_timer = None
+                    target.request_ended()
+                    if target.response_complete and target is self.cycle:
+                        self._next()
+            else:
+                self._on_parse_error(event)
+                return
 
     def _peer_text(self) -> str:
         client = self.client
@@ -221,8 +237,12 @@ class HttpProtocol(asyncio.Protocol):
             self.transport.resume_reading()
 
     def wait_for_body(self, cycle: Cycle) -> None:
+        if self._body_timer is None and cycle is self.body_target:
+            self._arm_body_timer(cycle)
+
+    def _arm_body_timer(self, cycle: Cycle) -> None:
         timeout = self.config.timeout_request_body
-        if timeout and self._body_timer is None and cycle is self.body_target:
+        if timeout:
             self._body_timer = self.loop.call_later(timeout, self._on_body_timeout, cycle)
 
     def close(self) -> None:
@@ -237,7 +257,18 @@ class HttpProtocol(asyncio.Protocol):
             return
         if cycle.request_complete:
             self._next()
-        # Otherwise the rest of the request body is read and dropped; the next request follows its end.
+            return
+        if cycle.expect_continue:
+            # 100 Continue was never sent, so the client may never send the body (RFC 9110 10.1.1): close.
+            self.close()
+            return
+        # The app answered without reading the whole body: what it left is dropped (bounded by the body
+        # idle timeout) and the next request follows the body's end.
+        cycle.body.clear()
+        cycle.body_size = 0
+        self.resume_reading()
+        if self._body_timer is None:
+            self._arm_body_timer(cycle)
 
     # -- requests -----------------------------------------------------------------------------------
     def _on_head(self, head: RequestHead) -> None:
@@ -308,27 +339,9 @@ class HttpProtocol(asyncio.Protocol):
             self.resume_reading()
             self._arm("keep-alive", self.config.timeout_keep_alive, self._on_timeout)
         if events:
-            self._replay(events)
+            self._dispatch(events)
         if self.client_eof and self.cycle is None:
             self.close()
-
-    def _replay(self, events: list[Any]) -> None:
-        # Events parsed after a cycle boundary (h11 holds the next request until the previous is done).
-        for event in events:
-            if isinstance(event, RequestHead):
-                self._on_head(event)
-            elif isinstance(event, Body):
-                if self.body_target is not None:
-                    self.body_target.body_received(event.data)
-            elif isinstance(event, RequestEnd):
-                target, self.body_target = self.body_target, None
-                if target is not None:
-                    target.request_ended()
-                    if target.response_complete and target is self.cycle:
-                        self._next()
-            else:
-                self._on_parse_error(event)
-                return
 
     def _on_parse_error(self, error: ParseError) -> None:
         target, self.body_target = self.body_target, None
