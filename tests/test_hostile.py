@@ -511,7 +511,9 @@ def test_second_signal_exits_at_once(http: str) -> None:
         busy.close()
 
 
-def test_quotes_in_the_path_cannot_forge_access_log_fields(http: str, caplog: pytest.LogCaptureFixture) -> None:
+def test_quotes_in_the_path_cannot_forge_access_log_fields(
+    http: str, caplog: pytest.LogCaptureFixture
+) -> None:
     caplog.set_level(logging.INFO, logger="hatchway.access")
     with serve_in_thread(app, http=http, access_log=True) as server:
         answer(server, b'GET /x"_200_"GET_/admin HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n')

@@ -181,4 +181,6 @@ def upgrade_token(headers: list[tuple[bytes, bytes]], connection: set[bytes]) ->
 
 def expects_continue(http_version: str, headers: list[tuple[bytes, bytes]]) -> bool:
     # RFC 9110 10.1.1: a server must ignore 100-continue from an HTTP/1.0 client (it cannot read a 1xx).
-    return http_version != "1.0" and any(name == b"expect" and value.strip().lower() == b"100-continue" for name, value in headers)
+    return http_version != "1.0" and any(
+        name == b"expect" and value.strip().lower() == b"100-continue" for name, value in headers
+    )
