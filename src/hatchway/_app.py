@@ -57,6 +57,11 @@ class ASGI2Middleware:
         await instance(receive, send)
 
 
+def asgi_version(app: Any) -> str:
+    """The ASGI version scopes report for ``app`` as loaded: "2.0" behind the ASGI 2 adapter."""
+    return "2.0" if isinstance(app, ASGI2Middleware) else "3.0"
+
+
 def _is_factory(obj: Any) -> bool:
     if not inspect.isfunction(obj) or inspect.iscoroutinefunction(obj):
         return False

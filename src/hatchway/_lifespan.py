@@ -12,8 +12,16 @@ from hatchway._logs import logger
 class Lifespan:
     """Runs the app's lifespan protocol in a task; ``startup()`` raises LifespanStartupError on failure."""
 
-    def __init__(self, app: Any, mode: str, state: dict[str, Any], startup_timeout: float | None) -> None:
+    def __init__(
+        self,
+        app: Any,
+        mode: str,
+        state: dict[str, Any],
+        startup_timeout: float | None,
+        asgi_version: str = "3.0",
+    ) -> None:
         self.app = app
+        self.asgi_version = asgi_version
         self.mode = mode
         self.state = state
         self.startup_timeout = startup_timeout
@@ -98,7 +106,7 @@ class Lifespan:
     async def _main(self) -> None:
         scope = {
             "type": "lifespan",
-            "asgi": {"version": "3.0", "spec_version": "2.0"},
+            "asgi": {"version": self.asgi_version, "spec_version": "2.0"},
             "state": self.state,
         }
         try:

@@ -15,7 +15,7 @@ from collections.abc import Callable, Coroutine, Sequence
 from types import FrameType
 from typing import Any, TypeVar
 
-from hatchway._app import load_app
+from hatchway._app import asgi_version, load_app
 from hatchway._config import Config
 from hatchway._errors import HatchwayError, ServerStateError, StartupError
 from hatchway._http.protocol import HttpProtocol, make_codec_factory
@@ -285,7 +285,10 @@ class Server:
             from hatchway._websocket import ws_implementation_notice
 
             ws_implementation_notice(config)
-        lifespan = Lifespan(self._app, config.lifespan, state.lifespan_state, config.timeout_lifespan_startup)
+        state.asgi_version = asgi_version(self._app)
+        lifespan = Lifespan(
+            self._app, config.lifespan, state.lifespan_state, config.timeout_lifespan_startup, state.asgi_version
+        )
         await lifespan.startup()
         try:
             await self._listen(sockets, state)

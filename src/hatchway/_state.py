@@ -36,6 +36,8 @@ class ServerState:
         self.request_limit: int | None = None
         self.on_request_limit = on_request_limit
         self.access_log = config.access_log
+        #: "2.0" when the app is an ASGI 2 app behind the adapter, as uvicorn reports it in every scope.
+        self.asgi_version = "3.0"
         self._date_header = config.date_header
         server = [(b"server", b"hatchway")] if config.server_header else []
         custom = [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in config.headers or []]

@@ -402,7 +402,7 @@ class HttpProtocol(asyncio.Protocol):
                     break
         return {
             "type": "http",
-            "asgi": {"version": "3.0", "spec_version": "2.4"},
+            "asgi": {"version": self.state.asgi_version, "spec_version": "2.4"},
             "http_version": head.http_version,
             "server": self.server,
             "client": client,
