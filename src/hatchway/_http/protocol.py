@@ -100,7 +100,6 @@ class HttpProtocol(asyncio.Protocol):
         self._timer: asyncio.TimerHandle | None = None
         self._timer_kind = ""
         self._deadline = 0.0
-        self._timer_callback: Callable[[], None] = self._on_timeout
         self._body_timer: asyncio.TimerHandle | None = None
         self._send_timer: asyncio.TimerHandle | None = None
         self.closed = False
@@ -123,7 +122,7 @@ class HttpProtocol(asyncio.Protocol):
         if self.state.shutting_down:
             transport.close()
             return
-        self._arm("head", self.config.timeout_request_header, self._on_timeout)
+        self._arm("head", self.config.timeout_request_header)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
@@ -133,6 +132,7 @@ class HttpProtocol(asyncio.Protocol):
             if isinstance(item, Cycle):
                 item.connection_lost()
         self.pipeline.clear()
+        self._upgrades.clear()
         waiter, self._drain_waiter = self._drain_waiter, None
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
@@ -154,7 +154,7 @@ class HttpProtocol(asyncio.Protocol):
         try:
             if self._timer_kind == "keep-alive":
                 # The next request has begun: the head must now arrive within the head timeout.
-                self._arm("head", self.config.timeout_request_header, self._on_timeout)
+                self._arm("head", self.config.timeout_request_header)
             self._dispatch(self.codec.feed(data))
             if self.codec.buffered() > HIGH_WATER:
                 # Bytes the codec holds for later (requests behind the one being served, data after an
@@ -334,10 +334,10 @@ class HttpProtocol(asyncio.Protocol):
         elif self.codec.head_started():
             # The next head is on its way: it must be complete within the head timeout (slow clients).
             self.resume_reading()
-            self._arm("head", self.config.timeout_request_header, self._on_timeout)
+            self._arm("head", self.config.timeout_request_header)
         else:
             self.resume_reading()
-            self._arm("keep-alive", self.config.timeout_keep_alive, self._on_timeout)
+            self._arm("keep-alive", self.config.timeout_keep_alive)
         if events:
             self._dispatch(events)
         if self.client_eof and self.cycle is None:
@@ -431,8 +431,7 @@ class HttpProtocol(asyncio.Protocol):
         scope = self._scope(head)
         scope["type"] = "websocket"
         scope["scheme"] = "wss" if scope["scheme"] in ("https", "wss") else "ws"
-        del scope["method"], scope["http_version"]
-        scope["http_version"] = head.http_version
+        del scope["method"]
         scope["subprotocols"] = [
             p.strip().decode("latin-1")
             for name, value in head.headers
@@ -451,6 +450,7 @@ class HttpProtocol(asyncio.Protocol):
         """Graceful: close now if idle, else after the response in progress."""
         self.closing = True
         self.pipeline.clear()
+        self._upgrades.clear()
         if self.cycle is None or self.cycle.response_complete or self.cycle.disconnected:
             self.close()
         else:
@@ -463,14 +463,13 @@ class HttpProtocol(asyncio.Protocol):
     # The head/keep-alive timer is lazy: re-arming it twice per request (keep-alive -> head -> keep-alive)
     # only moves a deadline. One loop timer stays scheduled; when it fires early it re-schedules itself for
     # the current deadline, so a busy keep-alive connection creates no timer handle per request.
-    def _arm(self, kind: str, delay: float, callback: Callable[[], None]) -> None:
+    def _arm(self, kind: str, delay: float) -> None:
         self._timer_kind = kind
         if not delay:
             self._drop_timer()
             return
         deadline = self.loop.time() + delay
         self._deadline = deadline
-        self._timer_callback = callback
         timer = self._timer
         if timer is not None:
             if timer.when() <= deadline:
@@ -485,7 +484,7 @@ class HttpProtocol(asyncio.Protocol):
         if self.loop.time() + 0.001 < self._deadline:
             self._timer = self.loop.call_at(self._deadline, self._on_timer)
             return
-        self._timer_callback()
+        self._on_timeout()
 
     def _cancel_timer(self) -> None:
         # Disarmed, not cancelled: the scheduled handle finds no kind when it fires and does nothing.
