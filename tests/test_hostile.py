@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import logging
 import resource
+import selectors
 import signal
 import socket
 import subprocess
@@ -392,38 +393,44 @@ def test_cycle_fault_costs_one_request(
 
 
 # -- memory and signals: a real process ----------------------------------------------------------------------
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @contextlib.contextmanager
 def hatchway_process(http: str, *args: str) -> Iterator[tuple[subprocess.Popen[bytes], int]]:
-    port = free_port()
+    # The test binds the socket and hands it over with --fd: no race for a free port, and the server's own
+    # start-up line (not polling the port) says when it is ready.
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(128)
+    port = int(listener.getsockname()[1])
     command = [
         sys.executable,
         "-m",
         "hatchway",
         "tests.test_hostile:app",
-        "--port",
-        str(port),
+        "--fd",
+        str(listener.fileno()),
         "--http",
         http,
         "--no-access-log",
         *args,
     ]
-    process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    process = subprocess.Popen(
+        command, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, pass_fds=[listener.fileno()]
+    )
+    listener.close()
     try:
+        assert process.stderr is not None
+        selector = selectors.DefaultSelector()
+        selector.register(process.stderr, selectors.EVENT_READ)
         deadline = time.monotonic() + 15 * UNIT
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=UNIT).close()
-                break
-            except OSError:
-                assert process.poll() is None, process.stderr.read() if process.stderr else b""
-                assert time.monotonic() < deadline, "server did not start"
-                time.sleep(0.05)
+        seen = b""
+        while b"running on" not in seen:
+            remaining = deadline - time.monotonic()
+            assert remaining > 0, f"server did not start: {seen!r}"
+            if selector.select(remaining):
+                line = process.stderr.readline()
+                assert line, f"server exited: {seen!r}"
+                seen += line
+        selector.close()
         yield process, port
     finally:
         if process.poll() is None:
