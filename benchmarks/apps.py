@@ -1,8 +1,8 @@
 """The ASGI applications the load harness serves; every server gets the same objects.
 
-``plain``: a fixed text body; ``json``: a ~100-byte JSON document; ``fastapi_app``: a FastAPI route returning a
-small pydantic model; ``echo``: the request body sent back (64 KiB POSTs); ``stream``: many small chunks.
-All routes answer on any path, so one server process serves every scenario of a round.
+``plain``: a fixed text body; ``json``: a ~100-byte JSON document; ``echo``: the request body sent back (64 KiB
+POSTs); ``stream``: many small chunks. The FastAPI app is in ``apps_fastapi.py``, so only the process that
+serves it imports FastAPI. Every app answers on any path.
 """
 
 from __future__ import annotations
@@ -102,34 +102,3 @@ async def stream(scope: Scope, receive: Receive, send: Send) -> None:
     for _ in range(STREAM_CHUNKS):
         await send({"type": "http.response.body", "body": STREAM_CHUNK, "more_body": True})
     await send({"type": "http.response.body", "body": b""})
-
-
-def _make_fastapi() -> Any:
-    from fastapi import FastAPI
-    from pydantic import BaseModel
-
-    class Item(BaseModel):
-        id: int
-        name: str
-        price: float
-        tags: list[str]
-
-    # The annotations are strings (PEP 563): pydantic and FastAPI resolve them in this module's globals.
-    globals()["Item"] = Item
-    Item.model_rebuild()
-    api = FastAPI(openapi_url=None, docs_url=None, redoc_url=None)
-
-    @api.get("/{path:path}")
-    async def item(path: str) -> Item:
-        return Item(id=1, name="widget", price=9.99, tags=["a", "b"])
-
-    return api
-
-
-def __getattr__(name: str) -> Any:
-    # FastAPI is imported only by the process that serves it, so other servers' RSS stays comparable.
-    if name == "fastapi_app":
-        value = _make_fastapi()
-        globals()[name] = value
-        return value
-    raise AttributeError(name)

@@ -65,7 +65,12 @@ async def drive(app_name: str, requests: int, depth: int, http: str) -> float:
     from hatchway._proxy import TrustedProxies
     from hatchway._state import ServerState
 
-    app = getattr(apps, app_name)
+    if app_name == "fastapi":
+        import apps_fastapi
+
+        app = apps_fastapi.app
+    else:
+        app = getattr(apps, app_name)
     config = Config(app=app, http=http, access_log=False, log_level="warning")
     loop = asyncio.get_running_loop()
     state = ServerState(config)
@@ -110,7 +115,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--requests", type=int, default=20000)
     parser.add_argument("--http", default="httptools")
-    parser.add_argument("--cases", default="plain,json,plainx16,stream,echo,fastapi_app")
+    parser.add_argument("--cases", default="plain,json,plainx16,stream,echo,fastapi")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:

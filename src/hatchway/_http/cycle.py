@@ -91,6 +91,8 @@ class Cycle:
         "_conn",
         "_content_length",
         "_head",
+        "_held",
+        "_held_size",
         "_state",
         "_waiters",
         "body",
@@ -137,6 +139,9 @@ class Cycle:
         self._content_length: int | None = None
         self._head: bytes | None = None
         self.flush_scheduled = False
+        # Body bytes held back while the app's step runs (see _hold), written when it waits or finishes.
+        self._held: list[bytes] | None = None
+        self._held_size = 0
         self.stepping = False  # the app's own coroutine is running (see _drive)
 
     # -- events from the connection ----------------------------------------------------------------
@@ -353,24 +358,57 @@ class Cycle:
             remaining = self._content_length
             if len(body) > remaining:
                 logger.error("Response content longer than Content-Length; the connection is closed.")
-                self._conn.write(head + body[:remaining])
+                self._write(head + body[:remaining])
                 self._abort_response()
                 return
             self._content_length = remaining - len(body)
             out = head + body
             if not more_body and self._content_length:
                 logger.error("Response content shorter than Content-Length; the connection is closed.")
-                self._conn.write(out)
+                self._write(out)
                 self._abort_response()
                 return
         else:
             out = head + body
-        if out:
-            self._conn.write(out)
+        if more_body and self.stepping:
+            if out:
+                self._hold(out)
+        elif out or self._held is not None:
+            self._write(out)
         if not more_body:
             self._complete()
 
+    # A streaming app often sends many small chunks in one step (nothing it awaits yields to the loop): they
+    # are held and written together when the step ends, one send(2) instead of one per chunk. Bounded by
+    # HIGH_WATER, past which they go out at once and the transport's flow control applies as before.
+    def _hold(self, data: bytes) -> None:
+        held = self._held
+        if held is None:
+            self._held = [data]
+        else:
+            held.append(data)
+        self._held_size += len(data)
+        if self._held_size >= HIGH_WATER:
+            self._flush_held()
+
+    def _write(self, data: bytes) -> None:
+        held = self._held
+        if held is not None:
+            held.append(data)
+            data = b"".join(held)
+            self._held = None
+            self._held_size = 0
+        self._conn.write(data)
+
+    def _flush_held(self) -> None:
+        held = self._held
+        if held is not None:
+            self._held = None
+            self._held_size = 0
+            self._conn.write(b"".join(held))
+
     def _abort_response(self) -> None:
+        self._flush_held()
         self.keep_alive = False
         self.response_complete = True
         self._wake()
@@ -470,6 +508,8 @@ def _drive(coro: Coroutine[Any, Any, Any], cycle: Cycle) -> Generator[Any, Any, 
         error = None
         if cycle._head is not None:
             cycle._flush_head()
+        elif cycle._held is not None:
+            cycle._flush_held()
         try:
             value = yield yielded
         except GeneratorExit:
