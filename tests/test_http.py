@@ -736,3 +736,41 @@ def test_unread_body_after_expect_100_continue_closes(http: str) -> None:
         assert response.status == 200
         sock.settimeout(5 * UNIT)
         assert sock.recv(1) == b""
+
+
+# -- apps that are valid but unusual ------------------------------------------------------------------------
+def test_an_app_returning_a_task_instead_of_a_coroutine_is_awaited(http: str) -> None:
+    async def handler(scope: Scope, receive: Any, send: Any) -> None:
+        await respond(send, body=b"from a task")
+
+    def app(scope: Scope, receive: Any, send: Any) -> Any:
+        # Any awaitable is a valid ASGI return value, not only a coroutine.
+        return asyncio.ensure_future(handler(scope, receive, send))
+
+    with serve_in_thread(app, http=http, lifespan="off", interface="asgi3") as server:
+        response = httpx.get(server.url or "", timeout=5 * UNIT)
+    assert (response.status_code, response.text) == (200, "from a task")
+
+
+def test_a_start_sent_from_another_task_after_the_app_returned_fails_cleanly(
+    http: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    async def app(scope: Scope, receive: Any, send: Any) -> None:
+        if scope["path"] == "/alive":
+            await respond(send)
+            return
+        asyncio.get_running_loop().create_task(
+            send({"type": "http.response.start", "status": 200, "headers": []})
+        )
+        await asyncio.sleep(0)
+
+    caplog.set_level(logging.ERROR)
+    with serve_in_thread(app, http=http, lifespan="off") as server, connect(server) as sock:
+        sock.sendall(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n")
+        sock.settimeout(5 * UNIT)
+        assert sock.recv(1000) == b""  # closed, never a half-written head
+        alive(server)
+    messages = [r.getMessage() for r in caplog.records]
+    assert any("returned without completing response" in m for m in messages), messages
+    # One clear line from hatchway, no raw traceback from its internals via asyncio's handler.
+    assert not any(r.name == "asyncio" for r in caplog.records), messages

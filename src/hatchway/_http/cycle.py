@@ -103,6 +103,7 @@ class Cycle:
         "expect_continue",
         "final_delivered",
         "flush_scheduled",
+        "http_version",
         "is_head",
         "keep_alive",
         "more_body",
@@ -123,6 +124,8 @@ class Cycle:
         self.keep_alive = keep_alive
         self.expect_continue = expect_continue
         self.is_head = scope["method"] == "HEAD"
+        # Kept apart from the scope, which is dropped when the app returns (a head may be sent after that).
+        self.http_version = scope["http_version"]
         self.body: list[bytes] = []
         self.body_size = 0
         self.more_body = True
@@ -324,7 +327,7 @@ class Cycle:
                 self._content_length = len(first_body)
                 framing = b"content-length: %d\r\n" % len(first_body)
                 self.chunked = False
-            elif self.scope["http_version"] == "1.1":
+            elif self.http_version == "1.1":
                 self.chunked = True
                 framing = b"transfer-encoding: chunked\r\n"
             else:
@@ -337,7 +340,7 @@ class Cycle:
             framing = b"transfer-encoding: chunked\r\n"
         if not self.keep_alive:
             framing += b"connection: close\r\n"
-        elif self.scope["http_version"] == "1.0":
+        elif self.http_version == "1.0":
             # RFC 9112 C.2.2: an HTTP/1.0 client keeps the connection only if the response says so.
             framing += b"connection: keep-alive\r\n"
         return head + framing + b"\r\n"
@@ -408,6 +411,7 @@ class Cycle:
             self._conn.write(b"".join(held))
 
     def _abort_response(self) -> None:
+        self._head = None  # a head not sent yet never will be: the connection closes
         self._flush_held()
         self.keep_alive = False
         self.response_complete = True
@@ -444,7 +448,12 @@ class Cycle:
     # -- running the app ----------------------------------------------------------------------------
     async def run_asgi(self, app: Any) -> None:
         try:
-            result = await _drive(app(self.scope, self.receive, self.send), self)
+            awaitable = app(self.scope, self.receive, self.send)
+            if type(awaitable) is types.CoroutineType:
+                result = await _drive(awaitable, self)
+            else:
+                # Any awaitable is a valid ASGI return (a Task, a Future): await it as it is.
+                result = await awaitable
         except ClientDisconnected:
             logger.debug("The client disconnected while the response was being sent.")
         except BaseException as exc:
