@@ -287,7 +287,11 @@ class Server:
             ws_implementation_notice(config)
         state.asgi_version = asgi_version(self._app)
         lifespan = Lifespan(
-            self._app, config.lifespan, state.lifespan_state, config.timeout_lifespan_startup, state.asgi_version
+            self._app,
+            config.lifespan,
+            state.lifespan_state,
+            config.timeout_lifespan_startup,
+            state.asgi_version,
         )
         await lifespan.startup()
         try:
