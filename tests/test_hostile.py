@@ -34,6 +34,12 @@ ROOT = Path(__file__).resolve().parent.parent
 
 async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
     """Echo-ish app used in-process and by the subprocess servers (``tests.test_hostile:app``)."""
+    if scope["type"] == "websocket":
+        await receive()
+        await send({"type": "websocket.accept"})
+        while (message := await receive())["type"] == "websocket.receive":
+            await send({"type": "websocket.send", "bytes": b"%d" % len(message.get("bytes") or b"")})
+        return
     if scope["type"] != "http":
         return
     path = scope["path"]
@@ -470,6 +476,33 @@ def test_memory_stays_flat(http: str) -> None:
         after = rss_kib(process.pid)
         stalled.close()
         assert after - before < 8 * 1024, f"RSS grew by {after - before} KiB"
+
+
+@pytest.mark.slow
+def test_websocket_memory_stays_flat_for_huge_messages_and_compression_bombs() -> None:
+    from websockets.exceptions import ConnectionClosed
+    from websockets.sync.client import connect as ws_connect
+
+    with hatchway_process("httptools", "--ws-max-size", str(1 << 20)) as (process, port):
+        url = f"ws://127.0.0.1:{port}/"
+        with ws_connect(url, compression=None, max_size=None, ping_interval=None) as ws:
+            ws.send(b"warm")
+            assert ws.recv(timeout=5 * UNIT) == b"4"
+        before = rss_kib(process.pid)
+        closes = []
+        for compression, payload in ((None, b"m" * (32 << 20)), ("deflate", b"\x00" * (64 << 20))):
+            # 32 MiB in one message; then 64 MiB of zeros that deflate to ~64 KiB on the wire (a bomb).
+            with ws_connect(url, compression=compression, max_size=None, ping_interval=None) as ws:
+                with contextlib.suppress(ConnectionClosed, OSError):
+                    ws.send(payload)
+                with pytest.raises(ConnectionClosed) as info:
+                    ws.recv(timeout=10 * UNIT)
+                assert info.value.rcvd is not None
+                closes.append(info.value.rcvd.code)
+        after = rss_kib(process.pid)
+    assert closes == [1009, 1009]
+    # Limits are enforced while reading and inflating, not after: nothing near the message size is held.
+    assert after - before < 8 * 1024, f"RSS grew by {after - before} KiB"
 
 
 @pytest.mark.slow

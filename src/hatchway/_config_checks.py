@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ipaddress
 import os
 from collections.abc import Callable
 from typing import Any
@@ -173,14 +172,10 @@ def _check_proxies(config: Config) -> list[Problem]:
     for item in (i.strip() for i in items):
         if not item or item == "*" or item.startswith(("/", "unix:")):
             continue
-        try:
-            ipaddress.ip_network(item, strict=False)
-        except ValueError:
-            # uvicorn also accepts literals (such as a UNIX socket path); only reject obvious typos.
-            if any(c.isspace() for c in item):
-                problems.append(
-                    Problem("forwarded_allow_ips", f"{item!r} is not an address or network", "HW101")
-                )
+        # uvicorn also accepts literals (such as a UNIX socket path), so only obvious typos are refused: an
+        # item with whitespace inside (a missing comma) is neither an address, a network nor a path.
+        if any(c.isspace() for c in item):
+            problems.append(Problem("forwarded_allow_ips", f"{item!r} is not an address or network", "HW101"))
     return problems
 
 
