@@ -19,6 +19,7 @@ from collections.abc import AsyncIterator, Iterator
 from typing import TYPE_CHECKING, Any
 
 from hatchway import Config, Server, ServerStateError
+from hatchway._server import close_loop
 
 if TYPE_CHECKING:
     from hatchway._supervisors import SupervisorHandle
@@ -164,7 +165,7 @@ class BackgroundServer:
             self._error = exc
         finally:
             try:
-                _close_loop(loop)
+                close_loop(loop)
             finally:
                 self._settled.set()
 
@@ -290,21 +291,6 @@ async def _cancel(task: asyncio.Future[None]) -> None:
     task.cancel()
     with contextlib.suppress(BaseException):
         await task
-
-
-def _close_loop(loop: asyncio.AbstractEventLoop) -> None:
-    """What ``asyncio.run`` does on the way out: cancel what is left, finish generators and the executor."""
-    try:
-        pending = [t for t in asyncio.all_tasks(loop) if not t.done()]
-        for task in pending:
-            task.cancel()
-        if pending:
-            loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
-        loop.run_until_complete(loop.shutdown_asyncgens())
-        loop.run_until_complete(loop.shutdown_default_executor())
-    finally:
-        asyncio.set_event_loop(None)
-        loop.close()
 
 
 @contextlib.contextmanager
