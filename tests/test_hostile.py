@@ -419,8 +419,15 @@ def hatchway_process(http: str, *args: str) -> Iterator[tuple[subprocess.Popen[b
         "--no-access-log",
         *args,
     ]
+    # Unbuffered: a buffered reader could take both start-up lines in one read, and select() would then
+    # wait for data that is already in Python's buffer.
     process = subprocess.Popen(
-        command, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, pass_fds=[listener.fileno()]
+        command,
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        pass_fds=[listener.fileno()],
+        bufsize=0,
     )
     listener.close()
     try:
