@@ -385,7 +385,7 @@ def test_slow_reader_does_not_grow_server_memory() -> None:
             stalled_at = len(sent)
             time.sleep(0.3 * UNIT)
             assert len(sent) == stalled_at < 2000, "the app's send did not wait"
-            assert conn.write_paused
+            assert conn.flow.paused
             assert conn.transport.get_write_buffer_size() <= 4 * 65536
 
 

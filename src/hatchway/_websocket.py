@@ -23,6 +23,7 @@ from websockets.http11 import Request, Response
 from websockets.protocol import CONNECTING, OPEN
 from websockets.server import ServerProtocol
 
+from hatchway._flow import WriteFlow
 from hatchway._http.cycle import ClientDisconnected
 from hatchway._logs import logger
 from hatchway._ws_asgi import MessageAssembler, Stage, WebSocketSession, default_header_pairs, http_response
@@ -139,9 +140,8 @@ class WebSocketProtocol(asyncio.Protocol):
         self.lost = False
         # Reading pauses for any of three reasons; it resumes only when none holds.
         self.queue_full = False
-        self.write_paused = False
         self.reading_paused = False
-        self._drain_waiter: asyncio.Future[None] | None = None
+        self.flow = WriteFlow(self.loop, config.timeout_send, self._on_send_timeout)
         self.assembler = MessageAssembler()
         self._failure_reported = False
         # Timers, all owned here.
@@ -149,7 +149,6 @@ class WebSocketProtocol(asyncio.Protocol):
         self._ping_timer: asyncio.TimerHandle | None = None
         self._pong_timer: asyncio.TimerHandle | None = None
         self._close_timer: asyncio.TimerHandle | None = None
-        self._send_timer: asyncio.TimerHandle | None = None
 
     # -- asyncio callbacks ------------------------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -163,12 +162,12 @@ class WebSocketProtocol(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self.lost = True
         self.state.connection_closed(self)
-        for timer in (self._ping_timer, self._pong_timer, self._close_timer, self._send_timer):
+        for timer in (self._ping_timer, self._pong_timer, self._close_timer):
             if timer is not None:
                 timer.cancel()
-        self._ping_timer = self._pong_timer = self._close_timer = self._send_timer = None
+        self._ping_timer = self._pong_timer = self._close_timer = None
         self.session.disconnected(1006)
-        self._wake_drain()
+        self.flow.close()
 
     def eof_received(self) -> bool | None:
         if self.handshake_done:
@@ -188,17 +187,11 @@ class WebSocketProtocol(asyncio.Protocol):
         self._process()
 
     def pause_writing(self) -> None:
-        self.write_paused = True
-        if self.config.timeout_send:
-            self._send_timer = self.loop.call_later(self.config.timeout_send, self._on_send_timeout)
+        self.flow.pause()
         self._update_reading()
 
     def resume_writing(self) -> None:
-        self.write_paused = False
-        if self._send_timer is not None:
-            self._send_timer.cancel()
-            self._send_timer = None
-        self._wake_drain()
+        self.flow.resume()
         self._update_reading()
 
     # -- feed, collect, write, act ----------------------------------------------------------------------
@@ -269,7 +262,7 @@ class WebSocketProtocol(asyncio.Protocol):
         if self.lost:
             return
         early_full = not self.handshake_done and len(self.early) > _EARLY_LIMIT
-        pause = self.queue_full or self.write_paused or early_full
+        pause = self.queue_full or self.flow.paused or early_full
         if pause != self.reading_paused:
             self.reading_paused = pause
             if pause:
@@ -336,16 +329,8 @@ class WebSocketProtocol(asyncio.Protocol):
             self._update_reading()
 
     async def drain(self) -> None:
-        if not self.write_paused or self.lost:
-            return
-        if self._drain_waiter is None:
-            self._drain_waiter = self.loop.create_future()
-        await asyncio.shield(self._drain_waiter)
-
-    def _wake_drain(self) -> None:
-        waiter, self._drain_waiter = self._drain_waiter, None
-        if waiter is not None and not waiter.done():
-            waiter.set_result(None)
+        if self.flow.paused and not self.lost:
+            await self.flow.wait()
 
     # -- the app task --------------------------------------------------------------------------------------
     def start(self, app: Any) -> None:
@@ -419,7 +404,5 @@ class WebSocketProtocol(asyncio.Protocol):
         self.abort()
 
     def _on_send_timeout(self) -> None:
-        self._send_timer = None
-        if self.write_paused:
-            logger.debug("WebSocket client read nothing for %ss; closing.", self.config.timeout_send)
-            self.abort()
+        logger.debug("WebSocket client read nothing for %ss; closing.", self.config.timeout_send)
+        self.abort()

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote_to_bytes
 
+from hatchway._flow import WriteFlow
 from hatchway._http.cycle import HIGH_WATER, Cycle, plain_response
 from hatchway._http.events import Body, Codec, ParseError, RequestEnd, RequestHead
 from hatchway._logs import escape, logger
@@ -94,14 +95,13 @@ class HttpProtocol(asyncio.Protocol):
         self.pipeline: deque[Cycle | ParseError | RequestHead] = deque()
         self._upgrades: dict[Cycle, RequestHead] = {}  # pipelined WebSocket requests, decided in turn
         self.body_target: Cycle | None = None
-        self.write_paused = False
         self.reading_paused = False
-        self._drain_waiter: asyncio.Future[None] | None = None
+        self.write_paused = False
+        self.flow = WriteFlow(self.loop, config.timeout_send, self._on_send_timeout)
         self._timer: asyncio.TimerHandle | None = None
         self._timer_kind = ""
         self._deadline = 0.0
         self._body_timer: asyncio.TimerHandle | None = None
-        self._send_timer: asyncio.TimerHandle | None = None
         self.closed = False
         self.closing = False
         self.client_eof = False
@@ -133,9 +133,7 @@ class HttpProtocol(asyncio.Protocol):
                 item.connection_lost()
         self.pipeline.clear()
         self._upgrades.clear()
-        waiter, self._drain_waiter = self._drain_waiter, None
-        if waiter is not None and not waiter.done():
-            waiter.set_result(None)
+        self.flow.close()
 
     def eof_received(self) -> bool | None:
         target = self.body_target
@@ -200,19 +198,14 @@ class HttpProtocol(asyncio.Protocol):
         client = self.client
         return escape(f"{client[0]}:{client[1]}") if client else "a UNIX-socket client"
 
+    # write_paused mirrors flow.paused as a plain attribute: a cycle reads it on every body send.
     def pause_writing(self) -> None:
         self.write_paused = True
-        if self.config.timeout_send:
-            self._send_timer = self.loop.call_later(self.config.timeout_send, self._on_send_timeout)
+        self.flow.pause()
 
     def resume_writing(self) -> None:
         self.write_paused = False
-        if self._send_timer is not None:
-            self._send_timer.cancel()
-            self._send_timer = None
-        waiter, self._drain_waiter = self._drain_waiter, None
-        if waiter is not None and not waiter.done():
-            waiter.set_result(None)
+        self.flow.resume()
 
     # -- the Conn interface used by cycles ----------------------------------------------------------
     def write(self, data: bytes) -> None:
@@ -220,11 +213,8 @@ class HttpProtocol(asyncio.Protocol):
             self.transport.write(data)
 
     async def drain(self) -> None:
-        if not self.write_paused or self.closed:
-            return
-        if self._drain_waiter is None:
-            self._drain_waiter = self.loop.create_future()
-        await asyncio.shield(self._drain_waiter)
+        if self.write_paused and not self.closed:
+            await self.flow.wait()
 
     def pause_reading(self) -> None:
         if not self.reading_paused and not self.closed:
@@ -498,10 +488,10 @@ class HttpProtocol(asyncio.Protocol):
     def _cancel_timers(self) -> None:
         self._cancel_timer()
         self._drop_timer()
-        for timer in (self._body_timer, self._send_timer):
-            if timer is not None:
-                timer.cancel()
-        self._body_timer = self._send_timer = None
+        if self._body_timer is not None:
+            self._body_timer.cancel()
+            self._body_timer = None
+        self.flow.close()
 
     def _on_timeout(self) -> None:
         self._timer = None
@@ -521,10 +511,8 @@ class HttpProtocol(asyncio.Protocol):
         self.abort()
 
     def _on_send_timeout(self) -> None:
-        self._send_timer = None
-        if self.write_paused:
-            logger.debug("Client read nothing for %ss; closing.", self.config.timeout_send)
-            self.abort()
+        logger.debug("Client read nothing for %ss; closing.", self.config.timeout_send)
+        self.abort()
 
 
 _ERROR_TEXT = {
