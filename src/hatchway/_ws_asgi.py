@@ -9,9 +9,7 @@ from __future__ import annotations
 import asyncio
 import codecs
 import enum
-import http
 import logging
-import re
 from collections import deque
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
@@ -20,14 +18,11 @@ from websockets.datastructures import Headers
 from websockets.frames import Frame, Opcode
 from websockets.http11 import Response
 
-from hatchway._http.cycle import ClientDisconnected
+from hatchway._http.cycle import INVALID_HEADER_NAME, INVALID_HEADER_VALUE, ClientDisconnected, reason_phrase
 from hatchway._logs import escape, logger
 
 Message = dict[str, Any]
 
-# RFC 9110 5.1 token characters for header names; CR, LF, NUL and other controls would split the response.
-_INVALID_NAME = re.compile(rb"[^!#$%&'*+\-.^_`|~0-9A-Za-z]")
-_INVALID_VALUE = re.compile(rb"[\x00-\x08\x0a-\x1f\x7f]")
 _utf8_decoder = codecs.getincrementaldecoder("utf-8")
 
 
@@ -63,11 +58,7 @@ def default_header_pairs(raw: bytes) -> list[tuple[str, str]]:
 
 def http_response(status: int, headers: list[tuple[str, str]], body: bytes) -> Response:
     """A complete HTTP response for the handshake; the connection closes after it."""
-    try:
-        phrase = http.HTTPStatus(status).phrase
-    except ValueError:
-        phrase = ""
-    response = Response(status, phrase, Headers(headers), body)
+    response = Response(status, reason_phrase(status), Headers(headers), body)
     names = {name.lower() for name, _ in headers}
     if "content-length" not in names and "transfer-encoding" not in names:
         response.headers["Content-Length"] = str(len(body))
@@ -80,7 +71,7 @@ def _app_headers(raw: Any) -> list[tuple[str, str]]:
     headers = []
     for name, value in raw or ():
         name, value = bytes(name), bytes(value)
-        if not name or _INVALID_NAME.search(name) or _INVALID_VALUE.search(value):
+        if not name or INVALID_HEADER_NAME.search(name) or INVALID_HEADER_VALUE.search(value):
             raise RuntimeError(f"Invalid HTTP header in WebSocket response: {name!r}: {value!r}.")
         headers.append((name.decode("latin-1"), value.decode("latin-1")))
     return headers

@@ -25,9 +25,9 @@ Message = dict[str, Any]
 HIGH_WATER = 65536
 
 # RFC 9110 5.1 token characters; anything else in a response header name is refused.
-_INVALID_NAME = re.compile(rb"[^!#$%&'*+\-.^_`|~0-9A-Za-z]")
+INVALID_HEADER_NAME = re.compile(rb"[^!#$%&'*+\-.^_`|~0-9A-Za-z]")
 # CR, LF and NUL (and other controls but tab) in a value would split or corrupt the response.
-_INVALID_VALUE = re.compile(rb"[\x00-\x08\x0a-\x1f\x7f]")
+INVALID_HEADER_VALUE = re.compile(rb"[\x00-\x08\x0a-\x1f\x7f]")
 
 _STATUS_LINES: dict[int, bytes] = {}
 
@@ -39,14 +39,18 @@ _HEADER_LINES_MAX = 512
 _UNCACHED = frozenset({b"set-cookie", b"authorization", b"www-authenticate", b"proxy-authenticate"})
 
 
+def reason_phrase(status: int) -> str:
+    """The standard reason phrase for ``status``; empty for codes without one (allowed by RFC 9112 4)."""
+    try:
+        return http.HTTPStatus(status).phrase
+    except ValueError:
+        return ""
+
+
 def status_line(status: int) -> bytes:
     line = _STATUS_LINES.get(status)
     if line is None:
-        try:
-            phrase = http.HTTPStatus(status).phrase.encode("ascii")
-        except ValueError:
-            phrase = b""
-        line = _STATUS_LINES[status] = b"HTTP/1.1 %d %s\r\n" % (status, phrase)
+        line = _STATUS_LINES[status] = b"HTTP/1.1 %d %s\r\n" % (status, reason_phrase(status).encode("ascii"))
     return line
 
 
@@ -259,9 +263,9 @@ class Cycle:
             if cached is not None:
                 line, lname = cached
             else:
-                if _INVALID_NAME.search(name) or not name:
+                if INVALID_HEADER_NAME.search(name) or not name:
                     raise RuntimeError(f"Invalid HTTP header name {name!r} in response.")
-                if _INVALID_VALUE.search(value):
+                if INVALID_HEADER_VALUE.search(value):
                     raise RuntimeError(f"Invalid HTTP header value {value!r} in response.")
                 lname = name.lower()
                 line = b"%s: %s\r\n" % (name, value)
