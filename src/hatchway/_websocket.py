@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import inspect
 import logging
 import random
 import struct
@@ -84,7 +85,12 @@ def start_websocket(
         extensions=extensions, max_size=config.ws_max_size, logger=_LIBRARY_LOGGER, state=OPEN
     )
     ws.state = CONNECTING
-    response = ws.accept(handshake_request(head))
+    refusal = handshake_refusal(head)
+    if refusal is None:
+        response = ws.accept(handshake_request(head))
+    else:
+        status, text = refusal
+        response = http_response(status, default_header_pairs(state.default_headers()), text.encode())
     conn = WebSocketProtocol(config, state, ws, response, scope, trailing_data)
     transport.set_protocol(conn)
     conn.connection_made(transport)
@@ -104,13 +110,31 @@ def start_websocket(
     conn.start(app)
 
 
+# websockets 17 checks the method and version in accept(); 16 (the last release for Python 3.10) has neither
+# field, so the same checks are made here for it.
+_REQUEST_HAS_METHOD = "method" in inspect.signature(Request).parameters
+
+
 def handshake_request(head: RequestHead) -> Request:
     """The parsed request head as the websockets ``Request`` that ``ServerProtocol.accept()`` checks."""
     target = head.raw_path + b"?" + head.query if head.query else head.raw_path
     headers = Headers([(name.decode("latin-1"), value.decode("latin-1")) for name, value in head.headers])
-    return Request(
-        target.decode("latin-1"), headers, method=head.method, protocol="HTTP/" + head.http_version
-    )
+    if _REQUEST_HAS_METHOD:
+        return Request(
+            target.decode("latin-1"), headers, method=head.method, protocol="HTTP/" + head.http_version
+        )
+    return Request(target.decode("latin-1"), headers)
+
+
+def handshake_refusal(head: RequestHead) -> tuple[int, str] | None:
+    """What websockets 17 refuses before looking at the headers (RFC 6455 4.1), for older websockets."""
+    if _REQUEST_HAS_METHOD:
+        return None
+    if head.method != "GET":
+        return 405, "Method Not Allowed"
+    if head.http_version != "1.1":
+        return 505, "HTTP Version Not Supported"
+    return None
 
 
 class WebSocketProtocol(asyncio.Protocol):
