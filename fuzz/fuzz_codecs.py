@@ -36,6 +36,7 @@ from hatchway._http.events import Body, Codec, Event, ParseError, RequestEnd, Re
 from hatchway._http.h11_codec import H11Codec
 from hatchway._http.httptools_codec import HttptoolsCodec
 from tests.http_cases import CASES, summarize
+from tests.http_cases import run_codec as run
 
 CONFIG = Config("tests.http_cases:echo_app")
 CODECS: dict[str, Callable[[], Codec]] = {
@@ -78,20 +79,6 @@ KNOWN_DIFFERENCES: list[Callable[[bytes], bool]] = [
         re.search(rb"(?:^|\n)[!-~]+  |(?:^|\n)[^\r\n]*  [^\r\n]*HTTP/", raw.lstrip(b"\r\n")) is not None
     ),
 ]
-
-
-def run(codec: Codec, pieces: list[bytes]) -> list[Event]:
-    events: list[Event] = []
-
-    def take(new: list[Event]) -> None:
-        for event in new:
-            events.append(event)
-            if isinstance(event, RequestEnd):
-                take(codec.next_cycle())
-
-    for piece in pieces:
-        take(codec.feed(piece))
-    return events
 
 
 def check_well_formed(events: list[Event]) -> None:

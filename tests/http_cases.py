@@ -12,7 +12,7 @@ import socket
 import time
 from typing import Any
 
-from hatchway._http.events import Body, Event, ParseError, RequestEnd, RequestHead
+from hatchway._http.events import Body, Codec, Event, ParseError, RequestEnd, RequestHead
 
 Summary = tuple[Any, ...]
 END: Summary = ("end",)
@@ -479,3 +479,18 @@ class ResponseReader:
         while self._more():
             pass
         return self.eof and not self.buffer
+
+
+def run_codec(codec: Codec, pieces: list[bytes]) -> list[Event]:
+    """Feed ``pieces``; after each request end, tell the codec its response is done (as the server does)."""
+    events: list[Event] = []
+
+    def take(new: list[Event]) -> None:
+        for event in new:
+            events.append(event)
+            if isinstance(event, RequestEnd):
+                take(codec.next_cycle())
+
+    for piece in pieces:
+        take(codec.feed(piece))
+    return events

@@ -325,7 +325,6 @@ def test_endless_stream_does_not_block_exit_beyond_grace(no_leftover_threads: No
 
 
 def test_websocket_is_closed_on_exit(no_leftover_threads: None) -> None:
-    pytest.importorskip("hatchway._websocket", reason="WebSocket support has not landed yet")
     sync_client = pytest.importorskip("websockets.sync.client")
 
     async def echo(scope: dict[str, Any], receive: Any, send: Any) -> None:
@@ -525,14 +524,11 @@ CHILD_APP = """
 
 def _supervised(tmp_path: Path, **options: Any) -> None:
     module = _module(tmp_path, CHILD_APP)
-    try:
-        with background(f"{module}:app", app_dir=str(tmp_path), timeout=30 * UNIT, **options) as server:
-            assert server.port > 0
-            assert get(server) == (200, b"child")
-            assert server.sockets == []  # the supervisor's children own them
-            assert server.server is None
-    except NotImplementedError as exc:  # pragma: no cover - before the supervisors landed
-        pytest.skip(f"supervisors not available yet: {exc}")
+    with background(f"{module}:app", app_dir=str(tmp_path), timeout=30 * UNIT, **options) as server:
+        assert server.port > 0
+        assert get(server) == (200, b"child")
+        assert server.sockets == []  # the supervisor's children own them
+        assert server.server is None
 
 
 @pytest.mark.slow

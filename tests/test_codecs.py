@@ -8,32 +8,17 @@ from typing import Any
 import pytest
 
 from hatchway import Config
-from hatchway._http.events import Codec, Event, RequestEnd, RequestHead
+from hatchway._http.events import Codec, RequestHead
 from hatchway._http.h11_codec import H11Codec
 from hatchway._http.httptools_codec import HttptoolsCodec
 from hatchway._http.validate import LLHTTP_METHODS
-from tests.http_cases import CASE_IDS, CASES, OK, SPLIT_CASES, WireCase, summarize
+from tests.http_cases import CASE_IDS, CASES, OK, SPLIT_CASES, WireCase, run_codec, summarize
 
 CONFIG = Config("tests.http_cases:echo_app")
 CODECS: dict[str, Callable[[], Codec]] = {
     "httptools": lambda: HttptoolsCodec(CONFIG),
     "h11": lambda: H11Codec(CONFIG),
 }
-
-
-def run_codec(codec: Codec, pieces: list[bytes]) -> list[Event]:
-    """Feed ``pieces``; after each request end, tell the codec its response is done (as the server does)."""
-    events: list[Event] = []
-
-    def take(new: list[Event]) -> None:
-        for event in new:
-            events.append(event)
-            if isinstance(event, RequestEnd):
-                take(codec.next_cycle())
-
-    for piece in pieces:
-        take(codec.feed(piece))
-    return events
 
 
 @pytest.fixture(params=list(CODECS))
