@@ -45,6 +45,15 @@ def venv_python() -> Path:
     return VENV / "bin" / "python"
 
 
+def source_digest() -> str:
+    import hashlib
+
+    digest = hashlib.sha256()
+    for path in sorted([REPO / "setup.py", REPO / "pyproject.toml", *(REPO / "src").rglob("*.py")]):
+        digest.update(str(path.relative_to(REPO)).encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()
+
+
 def ensure_venv() -> None:
     """Create/refresh benchmarks/.venv and re-exec inside it (stamped by the requirements' content)."""
     requirements = (HERE / "requirements.txt").read_text()
@@ -54,8 +63,16 @@ def ensure_venv() -> None:
         subprocess.run([sys.executable, "-m", "venv", str(VENV)], check=True)
         pip = [str(venv_python()), "-m", "pip", "install", "-q"]
         subprocess.run([*pip, "-r", str(HERE / "requirements.txt")], check=True)
-        subprocess.run([*pip, "-e", str(REPO)], check=True)
         stamp.write_text(requirements)
+    # hatchway is installed as users get it (compiled, see setup.py), again whenever its source changes.
+    source = source_digest()
+    built = VENV / ".hatchway-source"
+    if not (built.exists() and built.read_text() == source):
+        print("Installing hatchway from this tree (compiling its hot path) ...", flush=True)
+        pip = [str(venv_python()), "-m", "pip", "install", "-q", "--no-deps", "--force-reinstall"]
+        subprocess.run([*pip, str(REPO)], check=True)
+        shutil.rmtree(REPO / "build", ignore_errors=True)
+        built.write_text(source)
     if Path(sys.prefix).resolve() != VENV.resolve():
         os.execv(str(venv_python()), [str(venv_python()), str(Path(__file__).resolve()), *sys.argv[1:]])
 
@@ -387,6 +404,10 @@ def versions() -> dict[str, str]:
             found[name] = version(name)
         except PackageNotFoundError:
             found[name] = "-"
+    if found["hatchway"] != "-":
+        from hatchway._http import protocol
+
+        found["hatchway"] += " (pure Python)" if protocol.__file__.endswith(".py") else " (compiled)"
     return found
 
 

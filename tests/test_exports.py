@@ -9,6 +9,7 @@ from hatchway import _errors
 EXPECTED = {
     "AppImportError",
     "BindError",
+    "ClientDisconnected",
     "Config",
     "ConfigError",
     "HatchwayError",

@@ -4,6 +4,7 @@ from hatchway._config import Config
 from hatchway._errors import (
     AppImportError,
     BindError,
+    ClientDisconnected,
     ConfigError,
     HatchwayError,
     LifespanStartupError,
@@ -19,6 +20,7 @@ from hatchway.testing import background, serving
 __all__ = [
     "AppImportError",
     "BindError",
+    "ClientDisconnected",
     "Config",
     "ConfigError",
     "HatchwayError",

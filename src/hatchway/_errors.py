@@ -11,6 +11,9 @@
     │   └── WorkerStartupError     a worker or reload child failed while starting
     └── ServerStateError           a Server used in a state that does not allow it (already running, ...)
 
+    ClientDisconnected             raised inside an app that sends after its client went away (an OSError,
+                                   as ASGI asks; not a HatchwayError: it is the app's to handle)
+
 Every error has a stable ``code`` (``HW1xx`` configuration, ``HW2xx`` import, ``HW3xx`` sockets, ``HW4xx``
 lifespan, ``HW5xx`` processes); ``docs/errors.md`` has one entry per code with the fix.
 """
@@ -153,3 +156,10 @@ def closest(name: str, candidates: Iterable[str]) -> str | None:
 
     found = difflib.get_close_matches(name, list(candidates), n=1, cutoff=0.6)
     return found[0] if found else None
+
+
+class ClientDisconnected(OSError):
+    """``send`` was called after the client went away (ASGI: a server-specific OSError).
+
+    Defined here rather than beside the HTTP cycle because compiled modules cannot subclass built-in
+    exceptions (mypyc)."""

@@ -24,8 +24,8 @@ from websockets.http11 import Request, Response
 from websockets.protocol import CONNECTING, OPEN
 from websockets.server import ServerProtocol
 
+from hatchway._errors import ClientDisconnected
 from hatchway._flow import WriteFlow
-from hatchway._http.cycle import ClientDisconnected
 from hatchway._logs import logger
 from hatchway._ws_asgi import MessageAssembler, Stage, WebSocketSession, default_header_pairs, http_response
 

@@ -18,7 +18,8 @@ from websockets.datastructures import Headers
 from websockets.frames import Frame, Opcode
 from websockets.http11 import Response
 
-from hatchway._http.cycle import INVALID_HEADER_NAME, INVALID_HEADER_VALUE, ClientDisconnected, reason_phrase
+from hatchway._errors import ClientDisconnected
+from hatchway._http.cycle import INVALID_HEADER_NAME, INVALID_HEADER_VALUE, reason_phrase
 from hatchway._logs import escape, logger
 
 Message = dict[str, Any]

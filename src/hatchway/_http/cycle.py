@@ -14,6 +14,7 @@ import types
 from collections.abc import Coroutine, Generator
 from typing import TYPE_CHECKING, Any, Protocol
 
+from hatchway._errors import ClientDisconnected
 from hatchway._logs import access_logger, escape, logger
 
 if TYPE_CHECKING:
@@ -66,10 +67,6 @@ def plain_response(status: int, text: str, default_headers: bytes, *, close: boo
             body,
         )
     )
-
-
-class ClientDisconnected(OSError):
-    """``send`` was called after the client went away (ASGI: a server-specific OSError)."""
 
 
 class Conn(Protocol):

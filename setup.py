@@ -1,0 +1,89 @@
+"""Build script: the package metadata is in pyproject.toml; this file only compiles the hot path.
+
+The per-request modules are compiled to C with mypyc (from their own type hints; the source stays plain
+Python). Where compiling is not possible (no C compiler, a Python mypyc does not support) the build falls
+back to the pure-Python modules, which behave the same, only slower. ``HATCHWAY_COMPILE=0`` skips compiling;
+an editable install (``pip install -e .``) never compiles, so edits to the source take effect at once.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import sys
+import traceback
+from typing import Any
+
+from setuptools import setup
+from setuptools.command.build_ext import build_ext
+
+# The modules every request passes through. Not h11_codec (it leans on h11 internals) and nothing that runs
+# once per process.
+COMPILED = [
+    "src/hatchway/_http/events.py",
+    "src/hatchway/_http/validate.py",
+    "src/hatchway/_http/httptools_codec.py",
+    "src/hatchway/_http/cycle.py",
+    "src/hatchway/_http/protocol.py",
+    "src/hatchway/_flow.py",
+    "src/hatchway/_state.py",
+]
+
+
+def _warn(message: str) -> None:
+    print(f"hatchway: {message}; installing the pure-Python modules instead.", file=sys.stderr)
+
+
+def _wants_compile() -> bool:
+    if os.environ.get("HATCHWAY_COMPILE", "1").strip().lower() in ("0", "false", "no", "off"):
+        return False
+    if platform.python_implementation() != "CPython":
+        return False
+    # Only the commands that build modules compile: not the metadata steps, and not an editable install
+    # (PEP 660 runs ``editable_wheel``), which keeps the source live for development.
+    return not {"bdist_wheel", "build", "build_ext", "install"}.isdisjoint(sys.argv[1:])
+
+
+class OptionalBuildExt(build_ext):
+    """Compiles the extensions, and falls back to pure Python if the C compiler fails."""
+
+    def run(self) -> None:
+        try:
+            super().run()
+        except Exception as exc:
+            _warn(f"could not compile the hot path ({exc})")
+            # All or nothing: the modules share one compiled runtime library, so a half-built set must not
+            # reach the wheel.
+            for output in self.get_outputs():
+                if os.path.exists(output):
+                    os.remove(output)
+            self.extensions = []
+
+
+def _extensions() -> list[Any]:
+    if not _wants_compile():
+        return []
+    try:
+        from mypyc.build import mypycify
+
+        # Type-checked without the runtime dependencies (the build environment holds only the build tools):
+        # their types count as Any, which compiles to generic, still correct, code.
+        return list(
+            mypycify(
+                [
+                    "--config-file=",
+                    "--ignore-missing-imports",
+                    "--python-version",
+                    f"{sys.version_info[0]}.{sys.version_info[1]}",
+                    *COMPILED,
+                ],
+                opt_level="3",
+            )
+        )
+    except BaseException:
+        traceback.print_exc()
+        _warn("mypyc could not compile the hot path")
+        return []
+
+
+setup(ext_modules=_extensions(), cmdclass={"build_ext": OptionalBuildExt})
