@@ -69,11 +69,7 @@ def test_version_and_console_script() -> None:
         env=child_env(),
     )
     assert output.returncode == 0
-    # The build named is the one this interpreter imports: an extension module or the .py source.
-    from hatchway._http import protocol
-
-    build = "pure Python" if protocol.__file__.endswith(".py") else "compiled"
-    assert re.fullmatch(rf"Running hatchway \S+ with \S+ \S+ on \S+ \({build}\)\n", output.stdout)
+    assert re.fullmatch(r"Running hatchway \S+ with \S+ \S+ on \S+\n", output.stdout)
     script = Path(sys.executable).parent / "hatchway"
     if script.exists():
         assert subprocess.run(

@@ -19,13 +19,9 @@ USAGE_ERROR = 2
 def _version(ctx: click.Context, param: click.Parameter, value: bool) -> None:
     if not value or ctx.resilient_parsing:
         return
-    # uvicorn's line, then how the hot path was built (see setup.py): "compiled" or "pure Python".
-    from hatchway._http import protocol
-
-    build = "pure Python" if protocol.__file__.endswith(".py") else "compiled"
     click.echo(
         f"Running hatchway {__version__} with {platform.python_implementation()} "
-        f"{platform.python_version()} on {platform.system()} ({build})"
+        f"{platform.python_version()} on {platform.system()}"
     )
     ctx.exit()
 

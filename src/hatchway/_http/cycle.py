@@ -10,8 +10,6 @@ import asyncio
 import http
 import logging
 import re
-import types
-from collections.abc import Coroutine, Generator
 from typing import TYPE_CHECKING, Any, Protocol
 
 from hatchway._errors import ClientDisconnected
@@ -113,7 +111,7 @@ class Cycle:
         "response_started",
         "scope",
         "status",
-        "stepping",
+        "task",
     )
 
     def __init__(
@@ -143,10 +141,10 @@ class Cycle:
         self._content_length: int | None = None
         self._head: bytes | None = None
         self.flush_scheduled = False
-        # Body bytes held back while the app's step runs (see _hold), written when it waits or finishes.
+        # Body bytes held back until the app finishes the response or the loop's next turn (see _hold).
         self._held: list[bytes] | None = None
         self._held_size = 0
-        self.stepping = False  # the app's own coroutine is running (see _drive)
+        self.task: asyncio.Task[None] | None = None  # the task running the app, in state.tasks until the end
 
     # -- events from the connection ----------------------------------------------------------------
     def body_received(self, data: bytes) -> None:
@@ -298,11 +296,9 @@ class Cycle:
         if content_length is not None:
             self.chunked = False
         self._head = b"".join(parts)
-        if not self.flush_scheduled and not self.stepping:
-            # Sent by another task than the app's own (see _drive): send the head with the first body
-            # message (one write), or on the next loop turn if that task waits before sending any body.
-            self.flush_scheduled = True
-            self._state.flush_soon(self._flush_head)
+        # The head goes out with the first body message (one write), or on the loop's next turn if the app
+        # waits for something else first.
+        self._flush_later()
 
     def _default_headers(self, overrides: bool) -> bytes:
         defaults = self._state.default_headers()
@@ -346,9 +342,22 @@ class Cycle:
             framing += b"connection: keep-alive\r\n"
         return head + framing + b"\r\n"
 
-    def _flush_head(self) -> None:
-        if self._head is not None and not self.disconnected:
+    def _flush_later(self) -> None:
+        if not self.flush_scheduled:
+            self.flush_scheduled = True
+            self._state.flush_soon(self._flush_pending)
+
+    def _flush_pending(self) -> None:
+        # The loop's next turn: what the app has sent of an unfinished response goes out now. For the usual
+        # response (start and final body in one step) there is nothing left to do here.
+        self.flush_scheduled = False
+        if self.disconnected:
+            self._held = None
+            self._held_size = 0
+        elif self._head is not None:
             self._conn.write(self._finish_head(None, False))
+        elif self._held is not None:
+            self._flush_held()
 
     def _write_body(self, body: bytes, more_body: bool) -> None:
         head = self._finish_head(body, not more_body) if self._head is not None else b""
@@ -374,7 +383,7 @@ class Cycle:
                 return
         else:
             out = head + body
-        if more_body and self.stepping:
+        if more_body:
             if out:
                 self._hold(out)
         elif out or self._held is not None:
@@ -382,13 +391,15 @@ class Cycle:
         if not more_body:
             self._complete()
 
-    # A streaming app often sends many small chunks in one step (nothing it awaits yields to the loop): they
-    # are held and written together when the step ends, one send(2) instead of one per chunk. Bounded by
-    # HIGH_WATER, past which they go out at once and the transport's flow control applies as before.
+    # A streaming app often sends many small chunks in a row (nothing it awaits yields to the loop): they are
+    # held and written together on the loop's next turn, or with the final body, one send(2) instead of one
+    # per chunk. Bounded by HIGH_WATER, past which they go out at once and the transport's flow control
+    # applies as before.
     def _hold(self, data: bytes) -> None:
         held = self._held
         if held is None:
             self._held = [data]
+            self._flush_later()
         else:
             held.append(data)
         self._held_size += len(data)
@@ -449,12 +460,8 @@ class Cycle:
     # -- running the app ----------------------------------------------------------------------------
     async def run_asgi(self, app: Any) -> None:
         try:
-            awaitable = app(self.scope, self.receive, self.send)
-            if type(awaitable) is types.CoroutineType:
-                result = await _drive(awaitable, self)
-            else:
-                # Any awaitable is a valid ASGI return (a Task, a Future): await it as it is.
-                result = await awaitable
+            # Any awaitable is a valid ASGI return (a coroutine, a Task, a Future).
+            result = await app(self.scope, self.receive, self.send)
         except ClientDisconnected:
             logger.debug("The client disconnected while the response was being sent.")
         except BaseException as exc:
@@ -475,6 +482,9 @@ class Cycle:
                 self._abort_response()
         finally:
             self.scope = {}  # break the cycle scope -> app references early
+            if self.task is not None:
+                self._state.tasks.discard(self.task)
+                self.task = None
 
     def _app_failed(self, exc: BaseException) -> None:
         if self.disconnected and self.response_started:
@@ -496,34 +506,3 @@ class Cycle:
         self._head = None
         self._conn.write(plain_response(500, "Internal Server Error", self._state.default_headers()))
         self._complete()
-
-
-@types.coroutine
-def _drive(coro: Coroutine[Any, Any, Any], cycle: Cycle) -> Generator[Any, Any, Any]:
-    """Await the app's coroutine as ``yield from`` would, and flush a pending response head whenever the app
-    is about to wait (a database, a sleep, ``receive``): the head then goes out at once, and an app that
-    sends its body straight after the start gets head and body in one write, with no loop callback per
-    request to find that out. A start sent from another task (no step of ours running) falls back to a
-    flush on the next loop turn."""
-    value: Any = None
-    error: BaseException | None = None
-    while True:
-        cycle.stepping = True
-        try:
-            yielded = coro.send(value) if error is None else coro.throw(error)
-        except StopIteration as stop:
-            return stop.value
-        finally:
-            cycle.stepping = False
-        error = None
-        if cycle._head is not None:
-            cycle._flush_head()
-        elif cycle._held is not None:
-            cycle._flush_held()
-        try:
-            value = yield yielded
-        except GeneratorExit:
-            coro.close()
-            raise
-        except BaseException as exc:  # cancellation and anything else thrown in: the app handles it
-            value, error = None, exc

@@ -305,8 +305,10 @@ class HttpProtocol(asyncio.Protocol):
             task = contextvars.Context().run(self.loop.create_task, coro)
         else:
             task = self.loop.create_task(coro)
+        # The cycle takes its task out of the set when it ends: no done callback, so no loop callback per
+        # request for it.
+        cycle.task = task
         self.state.tasks.add(task)
-        task.add_done_callback(self.state.tasks.discard)
 
     def _next(self) -> None:
         self.cycle = None
