@@ -10,7 +10,7 @@ import asyncio
 import http
 import logging
 import re
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Final, Protocol
 
 from hatchway._errors import ClientDisconnected
 from hatchway._logs import access_logger, escape, logger
@@ -21,21 +21,61 @@ if TYPE_CHECKING:
 Scope = dict[str, Any]
 Message = dict[str, Any]
 
-HIGH_WATER = 65536
+HIGH_WATER: Final = 65536
 
 # RFC 9110 5.1 token characters; anything else in a response header name is refused.
-INVALID_HEADER_NAME = re.compile(rb"[^!#$%&'*+\-.^_`|~0-9A-Za-z]")
+INVALID_HEADER_NAME: Final = re.compile(rb"[^!#$%&'*+\-.^_`|~0-9A-Za-z]")
 # CR, LF and NUL (and other controls but tab) in a value would split or corrupt the response.
-INVALID_HEADER_VALUE = re.compile(rb"[\x00-\x08\x0a-\x1f\x7f]")
+INVALID_HEADER_VALUE: Final = re.compile(rb"[\x00-\x08\x0a-\x1f\x7f]")
 
-_STATUS_LINES: dict[int, bytes] = {}
+_STATUS_LINES: Final[dict[int, bytes]] = {}
 
 # Validated response header lines by (name, value) as the app sent them: most responses repeat the same
 # few headers, so the checks, the lower-casing and the formatting run once per distinct header. Bounded, and
 # short values only; cookies and credentials are never kept.
-_HEADER_LINES: dict[tuple[bytes, bytes], tuple[bytes, bytes]] = {}
-_HEADER_LINES_MAX = 512
-_UNCACHED = frozenset({b"set-cookie", b"authorization", b"www-authenticate", b"proxy-authenticate"})
+_HEADER_LINES: Final[dict[tuple[bytes, bytes], tuple[bytes, int, int]]] = {}
+_HEADER_LINES_MAX: Final = 512
+_UNCACHED: Final = frozenset({b"set-cookie", b"authorization", b"www-authenticate", b"proxy-authenticate"})
+
+
+# What a response header line means for the framing (see _header_entry).
+_PLAIN: Final = 0
+_LENGTH: Final = 1  # Content-Length, with its value
+_CHUNKED: Final = 2  # Transfer-Encoding: chunked (dropped: hatchway frames the body itself)
+_CLOSE: Final = 3  # Connection: close (dropped: hatchway adds its own)
+_DEFAULTS: Final = 4  # Server or Date, which replace hatchway's defaults
+
+
+def _header_entry(name: Any, value: Any) -> tuple[bytes, int, int]:
+    """Check one response header and say what it means: (line, kind, content length)."""
+    if INVALID_HEADER_NAME.search(name) or not name:
+        raise RuntimeError(f"Invalid HTTP header name {name!r} in response.")
+    if INVALID_HEADER_VALUE.search(value):
+        raise RuntimeError(f"Invalid HTTP header value {value!r} in response.")
+    lname: bytes = name.lower()
+    line: bytes = b"%s: %s\r\n" % (name, value)
+    entry: tuple[bytes, int, int] = (line, _PLAIN, 0)
+    if lname == b"content-length":
+        if not value.strip().isdigit():
+            raise RuntimeError(f"Invalid Content-Length {value!r} in response.")
+        entry = (line, _LENGTH, int(value))
+    elif lname == b"transfer-encoding":
+        if value.strip().lower() == b"chunked":
+            entry = (line, _CHUNKED, 0)
+    elif lname == b"connection":
+        if b"close" in value.lower():
+            entry = (line, _CLOSE, 0)
+    elif lname == b"server" or lname == b"date":
+        entry = (line, _DEFAULTS, 0)
+    if (
+        len(_HEADER_LINES) < _HEADER_LINES_MAX
+        and len(value) <= 64
+        and name.__class__ is bytes
+        and value.__class__ is bytes
+        and lname not in _UNCACHED
+    ):
+        _HEADER_LINES[(name, value)] = entry
+    return entry
 
 
 def reason_phrase(status: int) -> str:
@@ -80,7 +120,7 @@ class Conn(Protocol):
     def close(self) -> None: ...
 
 
-_NO_BODY_STATUS = frozenset({204, 304})
+_NO_BODY_STATUS: Final = frozenset({204, 304})
 
 
 class Cycle:
@@ -250,44 +290,27 @@ class Cycle:
         overrides_defaults = False
         lines = _HEADER_LINES
         for header in message.get("headers", ()):
-            name, value = header
             try:
-                cached = lines.get(header)
+                entry = lines.get(header)
             except TypeError:  # unhashable (a list, a bytearray): checked the long way, never cached
-                cached = None
-            if cached is not None:
-                line, lname = cached
-            else:
-                if INVALID_HEADER_NAME.search(name) or not name:
-                    raise RuntimeError(f"Invalid HTTP header name {name!r} in response.")
-                if INVALID_HEADER_VALUE.search(value):
-                    raise RuntimeError(f"Invalid HTTP header value {value!r} in response.")
-                lname = name.lower()
-                line = b"%s: %s\r\n" % (name, value)
-                if (
-                    len(lines) < _HEADER_LINES_MAX
-                    and len(value) <= 64
-                    and name.__class__ is bytes
-                    and value.__class__ is bytes
-                    and lname not in _UNCACHED
-                ):
-                    lines[(name, value)] = (line, lname)
-            if lname == b"content-length":
-                if not value.strip().isdigit():
-                    raise RuntimeError(f"Invalid Content-Length {value!r} in response.")
-                content_length = int(value)
-            elif lname == b"transfer-encoding":
+                entry = None
+            if entry is None:
+                name, value = header
+                entry = _header_entry(name, value)
+            line, kind, length = entry
+            if kind == _PLAIN:
+                parts.append(line)
+            elif kind == _LENGTH:
+                content_length = length
+                parts.append(line)
+            elif kind == _CHUNKED:
                 # hatchway frames the body itself; the app's own chunked marker would double it.
-                if value.strip().lower() == b"chunked":
-                    self.chunked = True
-                    continue
-            elif lname == b"connection":
-                if b"close" in value.lower():
-                    self.keep_alive = False
-                    continue
-            elif lname == b"server" or lname == b"date":
+                self.chunked = True
+            elif kind == _CLOSE:
+                self.keep_alive = False
+            else:
                 overrides_defaults = True
-            parts.append(line)
+                parts.append(line)
         # Started only once the headers are known to be valid: an invalid header still gets a clean 500.
         self.response_started = True
         self.status = status

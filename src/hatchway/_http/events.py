@@ -7,7 +7,7 @@ table in the tests holds them to it.
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import Final, Protocol
 
 
 class RequestHead:
@@ -76,7 +76,7 @@ class ParseError:
 
 
 Event = RequestHead | Body | RequestEnd | ParseError
-REQUEST_END = RequestEnd()
+REQUEST_END: Final = RequestEnd()
 
 
 class Limits(Protocol):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Final
+
 import httptools
 
 from hatchway._http.events import (
@@ -22,8 +24,8 @@ from hatchway._http.validate import (
     upgrade_token,
 )
 
-_METHODS: dict[bytes, str] = {}
-_NOTED = frozenset({b"connection", b"expect"})
+_METHODS: Final[dict[bytes, str]] = {}
+_NOTED: Final = frozenset({b"connection", b"expect"})
 
 
 class _Refuse(Exception):

@@ -9,8 +9,8 @@ from __future__ import annotations
 import asyncio
 import contextvars
 from collections import deque
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Coroutine
+from typing import TYPE_CHECKING, Any, Final
 from urllib.parse import unquote_to_bytes
 
 from hatchway._flow import WriteFlow
@@ -23,8 +23,9 @@ if TYPE_CHECKING:
     from hatchway._config import Config
     from hatchway._state import ServerState
 
-_PIPELINE_MAX = 64  # parsed-but-unanswered requests held before reading pauses
-_PROXY_HEADERS = frozenset({b"x-forwarded-for", b"x-forwarded-proto", b"forwarded"})
+_PIPELINE_MAX: Final = 64  # parsed-but-unanswered requests held before reading pauses
+_PROXY_HEADERS: Final = frozenset({b"x-forwarded-for", b"x-forwarded-proto", b"forwarded"})
+_TASK_NAME: Final = "hatchway.request"
 
 
 def make_codec_factory(config: Config) -> Callable[[], Codec]:
@@ -105,6 +106,7 @@ class HttpProtocol(asyncio.Protocol):
         self.closed = False
         self.closing = False
         self.client_eof = False
+        self.plain_tasks = self.loop.get_task_factory() is None
 
     # -- asyncio callbacks --------------------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -302,13 +304,19 @@ class HttpProtocol(asyncio.Protocol):
             app = service_unavailable
         coro = cycle.run_asgi(app)
         if self.config.reset_contextvars:
-            task = contextvars.Context().run(self.loop.create_task, coro)
+            task = contextvars.Context().run(self._new_task, coro)
         else:
-            task = self.loop.create_task(coro)
+            task = self._new_task(coro)
         # The cycle takes its task out of the set when it ends: no done callback, so no loop callback per
         # request for it.
         cycle.task = task
         self.state.tasks.add(task)
+
+    def _new_task(self, coro: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
+        if self.plain_tasks:
+            # A name given up front spares the Task formatting a unique one per request (Python < 3.12).
+            return asyncio.Task(coro, loop=self.loop, name=_TASK_NAME)
+        return self.loop.create_task(coro)  # the loop has a task factory: it decides
 
     def _next(self) -> None:
         self.cycle = None
@@ -517,7 +525,7 @@ class HttpProtocol(asyncio.Protocol):
         self.abort()
 
 
-_ERROR_TEXT = {
+_ERROR_TEXT: Final = {
     400: "Bad Request",
     408: "Request Timeout",
     413: "Content Too Large",

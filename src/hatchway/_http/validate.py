@@ -3,22 +3,23 @@
 from __future__ import annotations
 
 import re
+from typing import Final
 
 from hatchway._http.events import ParseError
 
 # The methods llhttp (httptools) accepts on an HTTP/1.x request line; h11 accepts any token. Both codecs
 # accept exactly this set so the choice of parser never changes which requests reach the app.
-LLHTTP_METHODS = frozenset(
+LLHTTP_METHODS: Final = frozenset(
     b"ACL BIND CHECKOUT CONNECT COPY DELETE GET HEAD LINK LOCK M-SEARCH MERGE MKACTIVITY MKCALENDAR MKCOL "
     b"MOVE NOTIFY OPTIONS PATCH POST PROPFIND PROPPATCH PURGE PUT QUERY REBIND REPORT SEARCH SOURCE "
     b"SUBSCRIBE TRACE UNBIND UNLINK UNLOCK UNSUBSCRIBE".split()
 )
 # RFC 9112 6.1 / RFC 9110 8.6: Content-Length and chunk sizes above 2**53 do not survive every
 # intermediary's arithmetic (JavaScript numbers); refusing them removes a request-smuggling lever.
-MAX_BODY_LENGTH = 2**53
+MAX_BODY_LENGTH: Final = 2**53
 # RFC 9110 7.2 / RFC 3986 3.2.2: Host is uri-host [ ":" port ]. Only its alphabet is checked (one C-speed
 # translate per request): spaces, "/", "@", "?", "#", quotes and controls are refused.
-_HOST_CHARS = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz-._~%!$&'()*+,;=:[]"
+_HOST_CHARS: Final = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz-._~%!$&'()*+,;=:[]"
 
 
 def head_problem(http_version: str, headers: list[tuple[bytes, bytes]]) -> ParseError | None:
@@ -76,12 +77,12 @@ def head_problem(http_version: str, headers: list[tuple[bytes, bytes]]) -> Parse
 #   bare LF or bare CR (RFC 9112 2.2: no tolerance, it is how line-ending smuggling works),
 #   obs-fold (RFC 9112 5.2: a server MUST reject or replace; hatchway rejects),
 #   control characters and DEL in field values (RFC 9110 5.5).
-_BAD_HEAD_BYTES = re.compile(rb"(?<!\r)\n|\r(?!\n)|\n[ \t]|[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+_BAD_HEAD_BYTES: Final = re.compile(rb"(?<!\r)\n|\r(?!\n)|\n[ \t]|[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 # Absolute-form as llhttp reads it: a letters-only scheme, an authority of URI characters, then "/", "?" or
 # the end (RFC 9112 3.2.2; llhttp is stricter than RFC 3986 about the scheme).
-_ABSOLUTE_FORM = re.compile(rb"[A-Za-z]+://[A-Za-z0-9\-._~%!$&'()*+,;=:@\[\]]*(?:[/?][^ ]*)?(?: |$)")
-_FIELD_NAME = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
-_HEAD_END = re.compile(rb"\r?\n\r?\n")
+_ABSOLUTE_FORM: Final = re.compile(rb"[A-Za-z]+://[A-Za-z0-9\-._~%!$&'()*+,;=:@\[\]]*(?:[/?][^ ]*)?(?: |$)")
+_FIELD_NAME: Final = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+_HEAD_END: Final = re.compile(rb"\r?\n\r?\n")
 
 
 def find_head_end(data: bytes) -> int:
@@ -128,16 +129,16 @@ def raw_head_problem(head: bytes, max_fields: int) -> ParseError | None:
 # RFC 9112 7.1.1 chunk-ext, read exactly as llhttp reads it so both codecs agree: no whitespace anywhere (BWS
 # is refused), names and values of token characters or quoted strings, and llhttp's leniencies (empty names
 # and values) kept; only a line ending right after ";" is refused.
-_CHUNK_LINE = re.compile(
+_CHUNK_LINE: Final = re.compile(
     rb"([0-9A-Fa-f]+)"
     rb"((?:;[!#$%&'*+\-.^_`|~0-9A-Za-z]*"
     rb"(?:=[!#$%&'*+\-.^_`|~0-9A-Za-z]*(?:\"(?:[\t !#-\[\]-~\x80-\xff]|\\[\t -~\x80-\xff])*\")?)?)*)"
     rb"(?<!;)\r\n"
 )
 #: Chunk-size line including extensions; longer lines are refused (llhttp streams extensions, h11 buffers them).
-MAX_CHUNK_LINE = 4096
+MAX_CHUNK_LINE: Final = 4096
 #: Trailer section after the last chunk (h11 buffers it; llhttp streams it field by field).
-MAX_TRAILER = 16384
+MAX_TRAILER: Final = 16384
 
 
 def chunk_size(line: bytes) -> int | ParseError:
