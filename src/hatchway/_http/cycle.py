@@ -113,6 +113,7 @@ class Conn(Protocol):
     write_paused: bool
 
     def write(self, data: bytes) -> None: ...
+    def writelines(self, data: tuple[bytes, bytes]) -> None: ...
     async def drain(self) -> None: ...
     def resume_reading(self) -> None: ...
     def wait_for_body(self, cycle: Cycle) -> None: ...
@@ -121,6 +122,8 @@ class Conn(Protocol):
 
 
 _NO_BODY_STATUS: Final = frozenset({204, 304})
+# From this size on, a final body is handed to the transport beside its head rather than copied behind it.
+_VECTOR_MIN: Final = 16384
 
 
 class Cycle:
@@ -398,6 +401,10 @@ class Cycle:
                 self._abort_response()
                 return
             self._content_length = remaining - len(body)
+            if not more_body and len(body) >= _VECTOR_MIN and not self._content_length:
+                self._write_vector(head, body)
+                self._complete()
+                return
             out = head + body
             if not more_body and self._content_length:
                 logger.error("Response content shorter than Content-Length; the connection is closed.")
@@ -428,6 +435,16 @@ class Cycle:
         self._held_size += len(data)
         if self._held_size >= HIGH_WATER:
             self._flush_held()
+
+    def _write_vector(self, head: bytes, body: bytes) -> None:
+        # A large body is not copied behind its head: the transport sends both with one writev(2).
+        held = self._held
+        if held is not None:
+            held.append(head)
+            head = b"".join(held)
+            self._held = None
+            self._held_size = 0
+        self._conn.writelines((head, body))
 
     def _write(self, data: bytes) -> None:
         held = self._held

@@ -214,6 +214,10 @@ class HttpProtocol(asyncio.Protocol):
         if not self.closed:
             self.transport.write(data)
 
+    def writelines(self, data: tuple[bytes, bytes]) -> None:
+        if not self.closed:
+            self.transport.writelines(data)
+
     async def drain(self) -> None:
         if self.write_paused and not self.closed:
             await self.flow.wait()
