@@ -17,8 +17,8 @@ from typing import Any
 from setuptools import setup
 from setuptools.command.build_ext import build_ext
 
-# The modules every request passes through. Not h11_codec (it leans on h11 internals) and nothing that runs
-# once per process.
+# The modules every request or WebSocket message passes through. Not h11_codec (it leans on h11 internals)
+# and nothing that runs once per process.
 COMPILED = [
     "src/hatchway/_http/events.py",
     "src/hatchway/_http/validate.py",
@@ -27,6 +27,8 @@ COMPILED = [
     "src/hatchway/_http/protocol.py",
     "src/hatchway/_flow.py",
     "src/hatchway/_state.py",
+    "src/hatchway/_websocket.py",
+    "src/hatchway/_ws_asgi.py",
 ]
 
 
