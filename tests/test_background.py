@@ -13,6 +13,7 @@ import sys
 import textwrap
 import threading
 import time
+import urllib.parse
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -187,6 +188,92 @@ def test_helpers_leave_logging_alone() -> None:
         get(server)
     assert {n: (list(logging.getLogger(n).handlers), logging.getLogger(n).level) for n in names} == before
     assert {n: logging.getLogger(n).propagate for n in names} == propagate
+
+
+def test_ipv6_host_and_port(no_leftover_threads: None) -> None:
+    try:
+        with socket.socket(socket.AF_INET6) as probe:
+            probe.bind(("::1", 0))
+    except OSError:
+        pytest.skip("no IPv6 loopback on this machine")
+    with background(HelloApp(), host="::1") as server:
+        assert server.host == "::1"
+        assert server.url == f"http://[::1]:{server.port}"
+        assert get(server)[0] == 200
+
+
+def test_host_and_port_match_urlsplit() -> None:
+    from hatchway.testing._background import _host_and_port
+
+    for url in (
+        "http://127.0.0.1:8000",
+        "https://[::1]:443",
+        "http://[FE80::1%eth0]:80",
+        "http://localhost",
+        "http://example.com:1/x",
+        "http://0.0.0.0:0",
+        "",
+    ):
+        parts = urllib.parse.urlsplit(url)
+        assert _host_and_port(url) == (parts.hostname or "", parts.port), url
+
+
+def test_helper_configs_are_validated_once_but_built_afresh(monkeypatch: pytest.MonkeyPatch) -> None:
+    from hatchway._config import validated_config
+
+    app = HelloApp()
+    options = {"host": "127.0.0.1", "port": 0, "log_config": None, "workers": 1, "reload_dirs": "src"}
+    first, second = validated_config(app, options), validated_config(app, options)
+    assert first is not second
+    assert first.__dict__ == second.__dict__ == Config(app, **options).__dict__
+    assert second.app is app
+    assert validated_config(HelloApp("other"), options).app.name == "other"
+    assert first.reload_dirs is not second.reload_dirs  # lists are never shared between Configs
+    # Errors are raised exactly as Config raises them: True == 1, but port=True is refused.
+    validated_config(app, {**options, "port": 1})
+    with pytest.raises(ConfigError, match="port"):
+        validated_config(app, {**options, "port": True})
+    with pytest.raises(ConfigError, match="app"):
+        validated_config(42, options)
+    # What validation reads from the environment takes part.
+    monkeypatch.setenv("FORWARDED_ALLOW_IPS", "10.0.0.1")
+    assert validated_config(app, options).forwarded_allow_ips == "10.0.0.1"
+    monkeypatch.setenv("FORWARDED_ALLOW_IPS", "10.0.0.1 10.0.0.2")
+    with pytest.raises(ConfigError, match="forwarded_allow_ips"):
+        validated_config(app, options)
+    monkeypatch.delenv("FORWARDED_ALLOW_IPS")
+    monkeypatch.setenv("WEB_CONCURRENCY", "3")
+    assert validated_config(app, {**options, "workers": None}).workers == 3
+
+
+def test_stop_cancels_leftover_tasks_and_joins_executor_threads(no_leftover_threads: None) -> None:
+    cancelled = threading.Event()
+    ran_in_executor = threading.Event()
+
+    async def leftover() -> None:
+        try:
+            await asyncio.Event().wait()
+        except asyncio.CancelledError:
+            cancelled.set()
+            raise
+
+    tasks: list[asyncio.Task[None]] = []
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] == "lifespan":
+            await HelloApp()(scope, receive, send)
+            return
+        tasks.append(asyncio.get_running_loop().create_task(leftover()))  # never awaited by the app
+        await asyncio.get_running_loop().run_in_executor(None, ran_in_executor.set)
+        await send({"type": "http.response.start", "status": 204, "headers": []})
+        await send({"type": "http.response.body", "body": b""})
+
+    with background(app) as server:
+        assert get(server)[0] == 204
+    assert ran_in_executor.is_set()
+    assert cancelled.is_set()
+    assert tasks
+    assert tasks[0].cancelled()
 
 
 # -- start-up failures ------------------------------------------------------------------------------------

@@ -111,7 +111,8 @@ def configure_logging(config: Config) -> None:
 
     ``log_config=None`` leaves the application's logging alone.
     """
-    logging.addLevelName(TRACE_LOG_LEVEL, "TRACE")
+    if logging.getLevelName(TRACE_LOG_LEVEL) != "TRACE":  # addLevelName takes logging's module lock
+        logging.addLevelName(TRACE_LOG_LEVEL, "TRACE")
     log_config = config.log_config
     if log_config is not None:
         _apply_log_config(log_config, config.use_colors)

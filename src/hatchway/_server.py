@@ -66,9 +66,15 @@ def run_coroutine(coro: Coroutine[Any, Any, T], factory: Callable[[], asyncio.Ab
         close_loop(loop)
 
 
-def close_loop(loop: asyncio.AbstractEventLoop) -> None:
-    """What ``asyncio.run`` does on the way out: cancel what is left, finish generators and the executor."""
+def close_loop(loop: asyncio.AbstractEventLoop, *, finished: bool = False) -> None:
+    """What ``asyncio.run`` does on the way out: cancel what is left, finish generators and the executor.
+
+    ``finished``: ``finish_loop()`` already did that as the end of the loop's last coroutine, so only
+    closing is left (each further run of the loop costs a start and a stop, tens of microseconds).
+    """
     try:
+        if finished:
+            return
         pending = [t for t in asyncio.all_tasks(loop) if not t.done()]
         for task in pending:
             task.cancel()
@@ -80,6 +86,29 @@ def close_loop(loop: asyncio.AbstractEventLoop) -> None:
     finally:
         asyncio.set_event_loop(None)
         loop.close()
+
+
+async def finish_loop() -> None:
+    """``close_loop``'s clean-up from inside the loop, as the last step of its main coroutine.
+
+    Cancels every other task, closes the async generators and joins the default executor's threads.
+    """
+    loop = asyncio.get_running_loop()
+    current = asyncio.current_task()
+    pending = [t for t in asyncio.all_tasks(loop) if t is not current and not t.done()]
+    for task in pending:
+        task.cancel()
+    if pending:
+        await asyncio.gather(*pending, return_exceptions=True)
+    await loop.shutdown_asyncgens()
+    await loop.shutdown_default_executor()
+
+
+@functools.lru_cache(maxsize=32)
+def _trusted_proxies(items: tuple[str, ...]) -> TrustedProxies:
+    # Parsed once per list (ipaddress is slow to start with), and its lookup cache stays warm across servers;
+    # TrustedProxies holds nothing else, so servers with the same list may share one.
+    return TrustedProxies(items)
 
 
 def _stop_servers_at_exit() -> None:
@@ -132,6 +161,9 @@ class Server:
         self._signal_count = 0
         self._uds_path: str | None = None
         self._notifier: asyncio.Task[None] | None = None
+        # Called (in the server's thread) once it listens and lifespan start-up is done: the background
+        # helper's readiness signal, without a waiter task in the loop.
+        self._on_started: Callable[[], None] | None = None
 
     # -- public state ---------------------------------------------------------------------------------
     @property
@@ -187,6 +219,8 @@ class Server:
                 waiter.get_loop().call_soon_threadsafe(self._resolve, waiter, started)
         if started:
             self.ready.set()
+            if self._on_started is not None:
+                self._on_started()
 
     def _resolve(self, waiter: asyncio.Future[None], started: bool) -> None:
         if waiter.done():
@@ -238,8 +272,10 @@ class Server:
                 )
             self._running = True
             self.startup_error = None
-        self.finished.clear()
-        self.ready.clear()
+        if self.finished.is_set():  # served before (clear() takes the Event's lock: a first run skips it)
+            self.finished.clear()
+        if self.ready.is_set():
+            self.ready.clear()
         self._signal_count = 0
         self._stop_event = asyncio.Event()
         self._loop = asyncio.get_running_loop()
@@ -313,7 +349,7 @@ class Server:
         config = self.config
         loop = asyncio.get_running_loop()
         tls = ssl_context(config)
-        trusted = TrustedProxies(config.trusted_proxies) if config.proxy_headers else None
+        trusted = _trusted_proxies(tuple(config.trusted_proxies)) if config.proxy_headers else None
         codec_factory = make_codec_factory(config)
         app = self._app
 

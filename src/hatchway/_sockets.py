@@ -118,8 +118,11 @@ def _from_fd(fd: int) -> socket.socket:
 
 def systemd_sockets() -> list[socket.socket]:
     """Sockets passed by systemd socket activation (sd_listen_fds), for this process only."""
+    listen_fds = os.environ.get("LISTEN_FDS")
+    if not listen_fds:  # the common case: one lookup
+        return []
     try:
-        count = int(os.environ.get("LISTEN_FDS", "0"))
+        count = int(listen_fds)
         pid = int(os.environ.get("LISTEN_PID", "0"))
     except ValueError:
         return []
@@ -133,9 +136,10 @@ def systemd_sockets() -> list[socket.socket]:
 def describe(sock: socket.socket, scheme: str) -> str:
     """The address a client uses, e.g. ``http://127.0.0.1:8000`` or ``unix:/tmp/app.sock``."""
     name = sock.getsockname()
-    if sock.family == socket.AF_UNIX:
+    family = sock.family  # a property that builds an enum member: read it once
+    if family == socket.AF_UNIX:
         return f"unix:{name if isinstance(name, str) else name.decode()}"
     host, port = name[0], name[1]
-    if sock.family == socket.AF_INET6:
+    if family == socket.AF_INET6:
         return f"{scheme}://[{host}]:{port}"
     return f"{scheme}://{host}:{port}"

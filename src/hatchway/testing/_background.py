@@ -19,7 +19,8 @@ from collections.abc import AsyncIterator, Iterator
 from typing import TYPE_CHECKING, Any
 
 from hatchway import Config, Server, ServerStateError
-from hatchway._server import close_loop
+from hatchway._config import validated_config
+from hatchway._server import close_loop, finish_loop
 
 if TYPE_CHECKING:
     from hatchway._supervisors import SupervisorHandle
@@ -50,7 +51,8 @@ def helper_config(app: Any, options: dict[str, Any]) -> Config:
         if options:
             raise TypeError(f"pass options either in the Config or as keywords, not both: {sorted(options)}")
         return app
-    return Config(app, **{**HELPER_DEFAULTS, **options})
+    # Validated once per distinct set of plain options: starting the same server again skips the checks.
+    return validated_config(app, {**HELPER_DEFAULTS, **options})
 
 
 async def _wait_started(server: Server, task: asyncio.Future[None], timeout: float | None) -> bool:
@@ -82,10 +84,15 @@ class BackgroundServer:
         self.server: Server | None = None
         self._supervisor: SupervisorHandle | None = None
         self._addresses: list[str] = []
+        self._split: tuple[str, str, int | None] | None = None  # url, host, port: parsed once
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._task: asyncio.Future[None] | None = None
-        self._settled = threading.Event()
+        self._task: asyncio.Future[Any] | None = None
+        # "Started or failed", signalled once from the server's thread: a held lock that it releases (the
+        # caller's wait is one C call, without threading.Event's Condition machinery).
+        self._settled = False
+        self._settled_lock = threading.Lock()
+        self._settled_lock.acquire()
         self._error: BaseException | None = None
         self._lock = threading.Lock()
         self._stopped = False
@@ -110,15 +117,22 @@ class BackgroundServer:
         """The host of ``url`` (without IPv6 brackets), or the socket path for a UNIX socket."""
         if self.url.startswith("unix:"):
             return self.url[5:]
-        return urllib.parse.urlsplit(self.url).hostname or ""
+        return self._split_url()[0]
 
     @property
     def port(self) -> int:
         """The bound port (the real one when ``port=0`` asked for a free one)."""
-        port = urllib.parse.urlsplit(self.url).port if self.url and not self.url.startswith("unix:") else None
+        port = self._split_url()[1] if self.url and not self.url.startswith("unix:") else None
         if port is None:
             raise ServerStateError(f"no TCP port to report for {self.url or 'a server that is not running'}")
         return port
+
+    def _split_url(self) -> tuple[str, int | None]:
+        url = self.url
+        cached = self._split
+        if cached is None or cached[0] != url:
+            cached = self._split = (url, *_host_and_port(url))
+        return cached[1], cached[2]
 
     @property
     def sockets(self) -> list[socket.socket]:
@@ -137,10 +151,12 @@ class BackgroundServer:
         if self.config.use_subprocess:
             return self._start_supervisor_blocking()
         self.server = Server(self.config)
+        # Readiness straight from the server (listening, lifespan start-up done): no waiter task in its loop.
+        self.server._on_started = self._settle
         self._thread = threading.Thread(target=self._thread_main, name="hatchway-background", daemon=True)
         try:
             self._thread.start()
-            ready = self._settled.wait(self.timeout)
+            ready = self._settled_lock.acquire(timeout=-1 if self.timeout is None else self.timeout)
         except BaseException:  # KeyboardInterrupt while waiting: nothing may stay behind
             self.stop()
             raise
@@ -155,28 +171,40 @@ class BackgroundServer:
         return self
 
     def _thread_main(self) -> None:
-        factory = self.config.get_loop_factory() or asyncio.new_event_loop
-        loop = factory()
+        server = self.server
+        assert server is not None
+        loop = (self.config.get_loop_factory() or asyncio.new_event_loop)()
+        finished = False
         try:
             asyncio.set_event_loop(loop)
-            self._loop = loop
-            loop.run_until_complete(self._serve_in_thread())
+            # One task and one run of the loop for the whole life of the server, clean-up included: every
+            # extra run_until_complete costs a loop start and stop (tens of microseconds with uvloop).
+            task = self._task = loop.create_task(self._serve_in_thread(server))
+            self._loop = loop  # after _task: _cancel_in_thread must see the task once it sees the loop
+            if self._stopped:  # stop() came before the task existed
+                task.cancel()
+            finished = loop.run_until_complete(task)
         except BaseException as exc:
             self._error = exc
         finally:
             try:
-                close_loop(loop)
+                close_loop(loop, finished=finished)
             finally:
-                self._settled.set()
+                self._settle()
 
-    async def _serve_in_thread(self) -> None:
-        assert self.server is not None
-        task = self._task = asyncio.ensure_future(self.server.serve())
-        if self._stopped:  # stop() came before the task existed
-            task.cancel()
-        await _wait_started(self.server, task, None)
-        self._settled.set()
-        await task
+    def _settle(self) -> None:
+        # Only ever called in the server's thread: ready, and again when the thread ends.
+        if not self._settled:
+            self._settled = True
+            self._settled_lock.release()
+
+    async def _serve_in_thread(self, server: Server) -> bool:
+        """serve(), then what ``asyncio.run`` does on the way out; True once that clean-up has run."""
+        try:
+            await server.serve()
+        finally:
+            await finish_loop()
+        return True
 
     def _cancel_in_thread(self) -> None:
         loop, task = self._loop, self._task
@@ -207,7 +235,7 @@ class BackgroundServer:
             self.server.stop()
         thread = self._thread
         if thread is not None:
-            if not self._settled.is_set():  # still starting: there is nothing to be graceful about
+            if not self._settled:  # still starting: there is nothing to be graceful about
                 self._cancel_in_thread()
             if thread is threading.current_thread():
                 return
@@ -278,6 +306,26 @@ class BackgroundServer:
             raise
         self._addresses = list(handle.addresses)
         return self
+
+
+def _host_and_port(url: str) -> tuple[str, int | None]:
+    """``urlsplit(url).hostname or "", urlsplit(url).port``, quickly for the ``scheme://host:port`` URLs
+    the server describes itself with (``[...]`` around IPv6 hosts)."""
+    _, sep, rest = url.partition("://")
+    host, colon, port = rest.rpartition(":")
+    if (
+        sep
+        and colon
+        and port.isdigit()
+        and int(port) <= 65535
+        and "/" not in rest
+        and (host.startswith("[") or ":" not in host)
+    ):
+        if host.startswith("[") and host.endswith("]"):
+            host = host[1:-1]
+        return host.lower(), int(port)
+    parts = urllib.parse.urlsplit(url)
+    return parts.hostname or "", parts.port
 
 
 def _in_loop(loop: asyncio.AbstractEventLoop) -> bool:
