@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import signal
 import socket
 import sys
@@ -66,6 +67,19 @@ def test_started_server_reports_real_address_and_serves() -> None:
         assert server.addresses == [server.url]
         response = httpx.get(server.url, timeout=5 * UNIT)
         assert response.text == "hello"
+
+
+def test_debug_log_names_the_build_of_the_hot_path(caplog: pytest.LogCaptureFixture) -> None:
+    # The build this interpreter imports: the compiled extension (a normal install) or the .py source.
+    from hatchway._http import protocol
+
+    expected = "hot path pure Python" if protocol.__file__.endswith(".py") else "hot path compiled"
+    caplog.set_level(logging.DEBUG, logger="hatchway.error")
+    with serve_in_thread(hello):
+        pass
+    lines = [r.getMessage() for r in caplog.records if "hot path" in r.getMessage()]
+    assert len(lines) == 1
+    assert expected in lines[0]
 
 
 def test_stop_from_another_thread_stops_promptly_and_releases_the_port() -> None:

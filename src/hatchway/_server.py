@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import logging
 import os
 import random
 import signal
@@ -25,6 +26,7 @@ from hatchway._proxy import TrustedProxies
 from hatchway._sockets import bind_sockets, describe
 from hatchway._state import ServerState
 from hatchway._tls import ssl_context
+from hatchway._version import __version__
 
 T = TypeVar("T")
 _HANDLED_SIGNALS = (signal.SIGINT, signal.SIGTERM)
@@ -313,6 +315,14 @@ class Server:
     async def _startup(self, sockets: Sequence[socket.socket] | None) -> Lifespan:
         config = self.config
         logger.info("Started server process [%d]", os.getpid())
+        if logger.isEnabledFor(logging.DEBUG):
+            from hatchway._http import protocol
+
+            if protocol.__file__.endswith(".py"):
+                build = "pure Python (a non-editable install with a C compiler compiles it)"
+            else:
+                build = "compiled"
+            logger.debug("hatchway %s: hot path %s", __version__, build)
         if self._app is None:
             self._app = load_app(config)
         state = ServerState(config, on_request_limit=self.request_limit_reached)
