@@ -111,7 +111,7 @@ class Codec(Protocol):
 
 def split_target(target: bytes) -> tuple[bytes, bytes]:
     """Split a request target into (raw_path, query_string); absolute-form loses scheme and authority."""
-    if target[:1] != b"/" and b"://" in target[:16]:
+    if target[:1] != b"/" and target.find(b"://", 0, 16) != -1:
         rest = target.split(b"://", 1)[1]
         slash = rest.find(b"/")
         target = rest[slash:] if slash != -1 else b"/"

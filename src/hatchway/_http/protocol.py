@@ -48,7 +48,9 @@ def make_codec_factory(config: Config) -> Callable[[], Codec]:
 def decode_path(raw_path: bytes) -> str:
     # As uvicorn: bytes that are not UTF-8 become U+FFFD. (Surrogate escapes would make the path a str that
     # raises as soon as the app encodes it.)
-    if b"%" in raw_path:
+    # find(), not `in`: on Python 3.11 `bytes in bytes` first tries the operand as an integer and formats a
+    # TypeError it then discards, which makes it several times slower.
+    if raw_path.find(b"%") != -1:
         return unquote_to_bytes(raw_path).decode("utf-8", "replace")
     try:
         return raw_path.decode("ascii")
