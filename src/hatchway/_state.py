@@ -49,6 +49,15 @@ class ServerState:
         self._second = -1
         self._cached = self._static
         self._flushes: list[Callable[[], None]] = []
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    def loop(self) -> asyncio.AbstractEventLoop:
+        """The loop serving: a state lives for one ``serve()``. Cached, because on Python 3.11
+        ``asyncio.get_running_loop()`` makes a ``getpid()`` system call each time."""
+        loop = self._loop
+        if loop is None:
+            loop = self._loop = asyncio.get_running_loop()
+        return loop
 
     def default_headers(self) -> bytes:
         """Server, Date and custom default headers as ready-to-send bytes; Date recomputed once a second."""
@@ -64,7 +73,7 @@ class ServerState:
         """Call ``flush`` on the next loop turn. One loop callback serves every connection's pending response
         head in that turn: under load this replaces a call_soon (and a context copy) per request."""
         if not self._flushes:
-            asyncio.get_running_loop().call_soon(self._run_flushes)
+            self.loop().call_soon(self._run_flushes)
         self._flushes.append(flush)
 
     def _run_flushes(self) -> None:
@@ -73,7 +82,7 @@ class ServerState:
             try:
                 flush()
             except Exception as exc:  # one connection's fault must not skip the others' heads
-                asyncio.get_running_loop().call_exception_handler(
+                self.loop().call_exception_handler(
                     {"message": "Error while flushing a response head", "exception": exc}
                 )
 

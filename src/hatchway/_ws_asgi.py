@@ -39,6 +39,8 @@ class Stage(enum.Enum):
 class WsConn(Protocol):
     """What a session needs from its connection."""
 
+    loop: asyncio.AbstractEventLoop
+
     def accept(self, subprotocol: str | None, headers: list[tuple[str, str]]) -> None: ...
     def refuse(self, response: Response) -> None: ...
     def send_message(self, data: str | bytes | bytearray | memoryview) -> None: ...
@@ -160,7 +162,7 @@ class WebSocketSession:
             if self.final is not None:
                 return self.final
             if self._waiter is None:
-                self._waiter = asyncio.get_running_loop().create_future()
+                self._waiter = self.conn.loop.create_future()
             await self._waiter
         message = self.inbox.popleft()
         self.conn.message_taken()

@@ -223,7 +223,7 @@ class Cycle:
     async def _wait(self) -> None:
         # One future per waiting receive() (usually none, sometimes two: a body reader and a disconnect
         # listener), woken together like an Event's waiters.
-        waiter = asyncio.get_running_loop().create_future()
+        waiter = self._state.loop().create_future()
         if self._waiters is None:
             self._waiters = [waiter]
         else:
