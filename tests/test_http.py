@@ -134,6 +134,7 @@ class Router:
         self.release = threading.Event()
         self.sent_parts = 0
         self.consumed = threading.Event()
+        self.proceed = threading.Event()
 
     async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
         if scope["type"] != "http":
@@ -144,6 +145,15 @@ class Router:
             await respond(send, body=b"alive")
         else:
             await handler(scope, receive, send)
+
+    async def do_waits(self, scope: Scope, receive: Any, send: Any) -> None:
+        # A head and a chunk, then a wait that yields to the loop until the test lets it finish.
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"first", "more_body": True})
+        deadline = time.monotonic() + 10 * UNIT
+        while not self.proceed.is_set() and time.monotonic() < deadline:
+            await asyncio.sleep(0.005)
+        await send({"type": "http.response.body", "body": b"last"})
 
     async def do_echo(self, scope: Scope, receive: Any, send: Any) -> None:
         await respond(send, body=await read_body(receive))
@@ -487,6 +497,26 @@ def test_send_waits_while_the_client_does_not_read(server: Server, router: Route
             received += len(data)
     assert received > 64 << 20  # body plus head
     assert router.sent_parts == 64
+
+
+def test_what_the_app_sent_goes_out_while_it_waits(server: Server, router: Router) -> None:
+    # Head and chunks are held only until the app yields to the loop: the client sees them during the wait.
+    with connect(server) as sock:
+        sock.sendall(b"GET /waits HTTP/1.1\r\nHost: a\r\n\r\n")
+        received = b""
+        while b"first" not in received:
+            data = sock.recv(65536)  # the socket's 5 s timeout bounds each wait
+            assert data, received
+            received += data
+        assert received.startswith(b"HTTP/1.1 200 OK\r\n")
+        assert b"transfer-encoding: chunked\r\n" in received
+        assert b"last" not in received
+        router.proceed.set()
+        while not received.endswith(b"0\r\n\r\n"):
+            data = sock.recv(65536)
+            assert data, received
+            received += data
+    assert received.endswith(b"5\r\nfirst\r\n4\r\nlast\r\n0\r\n\r\n")
 
 
 # -- default headers -------------------------------------------------------------------------------------
