@@ -41,6 +41,11 @@ def _wants_compile() -> bool:
         return False
     if platform.python_implementation() != "CPython":
         return False
+    if sys.version_info >= (3, 12):
+        # A compiled coroutine passes an exception to the awaitable it waits on as throw(type, value,
+        # traceback), which Python 3.12 deprecates. The warning would reach every app cancelled mid-await
+        # (asyncio.timeout, anyio cancel scopes), and under -W error it would replace the CancelledError.
+        return False
     # Only the commands that build modules compile: not the metadata steps, and not an editable install
     # (PEP 660 runs ``editable_wheel``), which keeps the source live for development.
     return not {"bdist_wheel", "build", "build_ext", "install"}.isdisjoint(sys.argv[1:])

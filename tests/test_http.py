@@ -155,6 +155,20 @@ class Router:
             await asyncio.sleep(0.005)
         await send({"type": "http.response.body", "body": b"last"})
 
+    async def do_cancelled(self, scope: Scope, receive: Any, send: Any) -> None:
+        # What asyncio.timeout and anyio cancel scopes do: cancel the current task, catch, carry on.
+        task = asyncio.current_task()
+        assert task is not None
+        asyncio.get_running_loop().call_later(0.01, task.cancel)
+        try:
+            await asyncio.sleep(10 * UNIT)
+        except asyncio.CancelledError:
+            if hasattr(task, "uncancel"):  # Python 3.11+
+                task.uncancel()
+            await respond(send, body=b"cancelled and recovered")
+            return
+        await respond(send, status=500, body=b"not cancelled")
+
     async def do_echo(self, scope: Scope, receive: Any, send: Any) -> None:
         await respond(send, body=await read_body(receive))
 
@@ -517,6 +531,14 @@ def test_what_the_app_sent_goes_out_while_it_waits(server: Server, router: Route
             assert data, received
             received += data
     assert received.endswith(b"5\r\nfirst\r\n4\r\nlast\r\n0\r\n\r\n")
+
+
+@pytest.mark.filterwarnings("error")
+def test_an_app_cancelled_mid_await_gets_the_cancellation(server: Server) -> None:
+    # The CancelledError must reach the app as it is, with no warning on the way (a warning turned into an
+    # error would replace it): hatchway's own code sits between the request task and the app.
+    response = httpx.get(server.url + "/cancelled", timeout=5 * UNIT)  # type: ignore[operator]
+    assert (response.status_code, response.text) == (200, "cancelled and recovered")
 
 
 # -- default headers -------------------------------------------------------------------------------------
