@@ -1,8 +1,8 @@
 """Build script: the package metadata is in pyproject.toml; this file only compiles the hot path.
 
 The per-request modules are compiled to C with mypyc (from their own type hints; the source stays plain
-Python). Where compiling is not possible (no C compiler, a Python mypyc does not support) the build falls
-back to the pure-Python modules, which behave the same, only slower. ``HATCHWAY_COMPILE=0`` skips compiling;
+Python), on CPython 3.10 and 3.11 (see _wants_compile for 3.12+). Where compiling is not possible (no C
+compiler, another Python) the build falls back to the pure-Python modules, which behave the same, only slower. ``HATCHWAY_COMPILE=0`` skips compiling;
 an editable install (``pip install -e .``) never compiles, so edits to the source take effect at once.
 """
 
