@@ -75,16 +75,8 @@ def close_loop(loop: asyncio.AbstractEventLoop, *, finished: bool = False) -> No
     closing is left (each further run of the loop costs a start and a stop, tens of microseconds).
     """
     try:
-        if finished:
-            return
-        pending = [t for t in asyncio.all_tasks(loop) if not t.done()]
-        for task in pending:
-            task.cancel()
-        if pending:
-            loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
-        loop.run_until_complete(loop.shutdown_asyncgens())
-        # Threads from run_in_executor must not outlive run().
-        loop.run_until_complete(loop.shutdown_default_executor())
+        if not finished:
+            loop.run_until_complete(finish_loop())
     finally:
         asyncio.set_event_loop(None)
         loop.close()
@@ -93,7 +85,8 @@ def close_loop(loop: asyncio.AbstractEventLoop, *, finished: bool = False) -> No
 async def finish_loop() -> None:
     """``close_loop``'s clean-up from inside the loop, as the last step of its main coroutine.
 
-    Cancels every other task, closes the async generators and joins the default executor's threads.
+    Cancels every other task, closes the async generators and joins the default executor's threads (those
+    from run_in_executor must not outlive the server).
     """
     loop = asyncio.get_running_loop()
     current = asyncio.current_task()

@@ -436,31 +436,26 @@ class Cycle:
         if self._held_size >= HIGH_WATER:
             self._flush_held()
 
+    def _behind_held(self, data: bytes) -> bytes:
+        """``data`` with whatever is held written in front of it; nothing is held afterwards."""
+        held = self._held
+        if held is None:
+            return data
+        self._held = None
+        self._held_size = 0
+        held.append(data)
+        return b"".join(held)
+
     def _write_vector(self, head: bytes, body: bytes) -> None:
         # A large body is not copied behind its head: the transport sends both with one writev(2).
-        held = self._held
-        if held is not None:
-            held.append(head)
-            head = b"".join(held)
-            self._held = None
-            self._held_size = 0
-        self._conn.writelines((head, body))
+        self._conn.writelines((self._behind_held(head), body))
 
     def _write(self, data: bytes) -> None:
-        held = self._held
-        if held is not None:
-            held.append(data)
-            data = b"".join(held)
-            self._held = None
-            self._held_size = 0
-        self._conn.write(data)
+        self._conn.write(self._behind_held(data))
 
     def _flush_held(self) -> None:
-        held = self._held
-        if held is not None:
-            self._held = None
-            self._held_size = 0
-            self._conn.write(b"".join(held))
+        if self._held is not None:
+            self._conn.write(self._behind_held(b""))
 
     def _abort_response(self) -> None:
         self._head = None  # a head not sent yet never will be: the connection closes
