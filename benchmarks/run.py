@@ -114,6 +114,7 @@ SERVERS = [
         ),
     ),
     Server("ceiling", "bare uvloop protocol (ceiling)", py(str(HERE / "ceiling.py"), "{port}")),
+    Server("asgi-ceiling", "bare protocol + ASGI app (ASGI ceiling)", py(str(HERE / "asgi_ceiling.py"), "{app}", "{port}")),
 ]  # fmt: skip
 
 
@@ -124,18 +125,20 @@ class Scenario:
     app: str
     connections: int
     script: str | None = None
-    #: Servers that cannot run it meaningfully (the ceiling answers one fixed response to everything).
+    #: Which ceilings run it. Both answer every request as if it were the same GET, so only scenarios
+    #: made of such requests, and (for the ASGI ceiling) with one request in flight per connection, qualify.
     ceiling: bool = False
+    asgi_ceiling: bool = False
 
 
 SCENARIOS = [
-    Scenario("plain", "plain text, 64 conns", "apps:plain", 64, ceiling=True),
+    Scenario("plain", "plain text, 64 conns", "apps:plain", 64, ceiling=True, asgi_ceiling=True),
     Scenario("plain-1conn", "plain text, 1 conn (latency)", "apps:plain", 1, ceiling=True),
     Scenario(
         "plain-pipelined", "plain text, 64 conns, pipelined x16", "apps:plain", 64, "pipeline.lua", True
     ),
-    Scenario("json", "JSON ~100 B, 64 conns", "apps:json", 64),
-    Scenario("fastapi", "FastAPI + pydantic, 64 conns", "apps_fastapi:app", 64),
+    Scenario("json", "JSON ~100 B, 64 conns", "apps:json", 64, asgi_ceiling=True),
+    Scenario("fastapi", "FastAPI + pydantic, 64 conns", "apps_fastapi:app", 64, asgi_ceiling=True),
     Scenario("echo64k", "64 KiB POST echo, 64 conns", "apps:echo", 64, "post64k.lua"),
     Scenario("stream", "streaming 100 x 64 B chunks, 64 conns", "apps:stream", 64),
 ]
@@ -333,6 +336,14 @@ def rotated(items: list[Any], k: int) -> list[Any]:
     return items[k:] + items[:k]
 
 
+def runs(server: Server, scenario: Scenario) -> bool:
+    if server.name == "ceiling":
+        return scenario.ceiling
+    if server.name == "asgi-ceiling":
+        return scenario.asgi_ceiling
+    return True
+
+
 def run_rounds(
     servers: list[Server], scenarios: list[Scenario], rounds: int, duration: float, warmup: float
 ) -> list[Sample]:
@@ -343,7 +354,7 @@ def run_rounds(
     for rnd in range(rounds):
         for app, group in apps.items():
             for server in rotated(servers, rnd):
-                todo = [sc for sc in group if server.name != "ceiling" or sc.ceiling]
+                todo = [sc for sc in group if runs(server, sc)]
                 if not todo:
                     continue
                 t0 = time.perf_counter()

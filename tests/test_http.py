@@ -312,6 +312,16 @@ def test_pipelined_requests_answered_in_order(server: Server) -> None:
     assert [r.body for r in responses] == [b"/sleep/%d" % i for i in range(10)]
 
 
+def test_a_queued_response_goes_out_before_a_later_immediate_one(server: Server) -> None:
+    # A finished response waits for the loop's next turn; the 400 for the malformed request pipelined
+    # behind it is written at once, from the same call. The first must still come first, and the close
+    # after the 400 must not drop it.
+    raw = b"GET /sleep/0?0 HTTP/1.1\r\nHost: a\r\n\r\nGET / HTTP/1.1\r\nHost: a\r\nContent-Length: x\r\n\r\n"
+    responses, reader = exchange(server, raw, 2)
+    assert [(r.status, r.body) for r in responses] == [(200, b"/sleep/0"), (400, responses[1].body)]
+    assert reader.closed()
+
+
 def test_request_bodies(server: Server) -> None:
     def chunks() -> Iterator[bytes]:
         yield b"hello "

@@ -113,6 +113,7 @@ class Conn(Protocol):
     write_paused: bool
 
     def write(self, data: bytes) -> None: ...
+    def write_soon(self, data: bytes) -> None: ...
     def writelines(self, data: tuple[bytes, bytes]) -> None: ...
     async def drain(self) -> None: ...
     def resume_reading(self) -> None: ...
@@ -416,10 +417,14 @@ class Cycle:
         if more_body:
             if out:
                 self._hold(out)
-        elif out or self._held is not None:
-            self._write(out)
-        if not more_body:
-            self._complete()
+            return
+        if out or self._held is not None:
+            out = self._behind_held(out)
+            if len(out) < _VECTOR_MIN:
+                self._conn.write_soon(out)
+            else:
+                self._conn.write(out)
+        self._complete()
 
     # A streaming app often sends many small chunks in a row (nothing it awaits yields to the loop): they are
     # held and written together on the loop's next turn, or with the final body, one send(2) instead of one

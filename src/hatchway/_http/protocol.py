@@ -108,6 +108,8 @@ class HttpProtocol(asyncio.Protocol):
         self.closed = False
         self.closing = False
         self.client_eof = False
+        # Finished responses waiting for the loop's next turn (see write_soon).
+        self._out: list[bytes] | None = None
         self.plain_tasks = self.loop.get_task_factory() is None
 
     # -- asyncio callbacks --------------------------------------------------------------------------
@@ -130,6 +132,7 @@ class HttpProtocol(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
+        self._out = None
         self.state.connection_closed(self)
         self._cancel_timers()
         for item in (self.cycle, *self.pipeline):
@@ -214,11 +217,39 @@ class HttpProtocol(asyncio.Protocol):
     # -- the Conn interface used by cycles ----------------------------------------------------------
     def write(self, data: bytes) -> None:
         if not self.closed:
+            out = self._out
+            if out is not None:  # what was queued goes first, in the same send(2)
+                self._out = None
+                out.append(data)
+                data = b"".join(out)
             self.transport.write(data)
 
     def writelines(self, data: tuple[bytes, bytes]) -> None:
         if not self.closed:
+            self._flush_out()
             self.transport.writelines(data)
+
+    # A finished response is handed to the transport on the loop's next turn, with every other
+    # connection's, rather than from inside the app's send(). Under load the apps of one turn then run back
+    # to back and the send(2) calls follow together: a system call on loopback runs much of the TCP stack
+    # on this CPU, and between two apps it evicts the framework's code and data from the caches. Measured
+    # with FastAPI, server CPU per request fell by about a third. Every immediate write, writelines and
+    # close sends what is queued first, so the order on the wire never changes.
+    def write_soon(self, data: bytes) -> None:
+        if not self.closed:
+            out = self._out
+            if out is None:
+                self._out = [data]
+                self.state.flush_soon(self._flush_out)
+            else:
+                out.append(data)
+
+    def _flush_out(self) -> None:
+        out = self._out
+        if out is not None:
+            self._out = None
+            if not self.closed:
+                self.transport.write(out[0] if len(out) == 1 else b"".join(out))
 
     async def drain(self) -> None:
         if self.write_paused and not self.closed:
@@ -245,6 +276,7 @@ class HttpProtocol(asyncio.Protocol):
 
     def close(self) -> None:
         if not self.closed:
+            self._flush_out()
             self.closing = True
             self.transport.close()
 
@@ -446,6 +478,7 @@ class HttpProtocol(asyncio.Protocol):
             if p.strip()
         ]
         scope["extensions"] = {"websocket.http.response": {}}
+        self._flush_out()  # a pipelined response before the upgrade goes first
         start_websocket(
             self.transport, self.config, self.state, self.app, scope, head, self.codec.trailing_data()
         )
@@ -464,6 +497,7 @@ class HttpProtocol(asyncio.Protocol):
 
     def abort(self) -> None:
         if not self.closed:
+            self._out = None
             self.transport.abort()
 
     # The head/keep-alive timer is lazy: re-arming it twice per request (keep-alive -> head -> keep-alive)
