@@ -322,6 +322,19 @@ def test_a_queued_response_goes_out_before_a_later_immediate_one(server: Server)
     assert reader.closed()
 
 
+def test_pipelined_requests_then_half_close_are_all_answered(
+    server: Server, caplog: pytest.LogCaptureFixture
+) -> None:
+    sock = connect(server)
+    sock.sendall(b"".join(b"GET /sleep/%d?0 HTTP/1.1\r\nHost: a\r\n\r\n" % i for i in range(3)))
+    sock.shutdown(socket.SHUT_WR)
+    reader = ResponseReader(sock, 5 * UNIT)
+    responses = [reader.read() for _ in range(3)]
+    assert [(r.status, r.body) for r in responses] == [(200, b"/sleep/%d" % i) for i in range(3)]
+    assert reader.closed()
+    assert _errors(caplog) == []
+
+
 def test_request_bodies(server: Server) -> None:
     def chunks() -> Iterator[bytes]:
         yield b"hello "

@@ -378,7 +378,13 @@ class HttpProtocol(asyncio.Protocol):
             self._arm("keep-alive", self.config.timeout_keep_alive)
         if events:
             self._dispatch(events)
-        if self.client_eof and self.cycle is None:
+        if self.client_eof:
+            self._close_if_idle()
+
+    def _close_if_idle(self) -> None:
+        # Its own method: inside _next, mypy keeps self.cycle narrowed to None across _dispatch (which may
+        # start a cycle), and the compiled build would turn that into a TypeError.
+        if self.cycle is None:
             self.close()
 
     def _on_parse_error(self, error: ParseError) -> None:
