@@ -544,6 +544,25 @@ def test_sigterm_graceful(http: str) -> None:
         idle.close()
 
 
+def test_a_request_on_its_way_at_sigterm_is_answered(http: str) -> None:
+    with hatchway_process(http, "--timeout-graceful-shutdown", "10") as (process, port):
+        # Connected (and accepted) before the signal, its request not sent yet: a stopping server must not
+        # mistake it for an idle keep-alive connection and close it.
+        fresh = socket.create_connection(("127.0.0.1", port), timeout=10 * UNIT)
+        time.sleep(0.2 * UNIT)
+        process.send_signal(signal.SIGTERM)
+        time.sleep(0.1 * UNIT)
+        fresh.sendall(OK)
+        reader = ResponseReader(fresh, 5 * UNIT)
+        response = reader.read()
+        assert response is not None
+        assert response.status == 200
+        assert response.header(b"connection") == b"close"
+        assert reader.closed()
+        assert process.wait(10 * UNIT) == 0
+        fresh.close()
+
+
 @pytest.mark.slow
 def test_second_signal_exits_at_once(http: str) -> None:
     with hatchway_process(http, "--timeout-graceful-shutdown", "60") as (process, port):

@@ -26,6 +26,9 @@ if TYPE_CHECKING:
 _PIPELINE_MAX: Final = 64  # parsed-but-unanswered requests held before reading pauses
 _PROXY_HEADERS: Final = frozenset({b"x-forwarded-for", b"x-forwarded-proto", b"forwarded"})
 _TASK_NAME: Final = "hatchway.request"
+# How long a stopping server still waits for a request that has begun (or whose connection was just
+# accepted) before closing; keep-alive connections between requests are closed at once.
+_SHUTDOWN_GRACE: Final = 1.0
 
 
 def make_codec_factory(config: Config) -> Callable[[], Codec]:
@@ -125,10 +128,9 @@ class HttpProtocol(asyncio.Protocol):
             host = self.client[0] if self.client else (self.server[0] if self.server else None)
             self.use_proxy = host in self.trusted
             self.proxy_peer = host
-        if self.state.shutting_down:
-            transport.close()
-            return
         self._arm("head", self.config.timeout_request_header)
+        if self.state.shutting_down:
+            self.shutdown()
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
@@ -496,6 +498,12 @@ class HttpProtocol(asyncio.Protocol):
         self.closing = True
         self.pipeline.clear()
         self._upgrades.clear()
+        if self.cycle is None and self._timer_kind == "head":
+            # Not idle: a client that has just connected, or is sending a head, has a request on its way.
+            # Closing now would lose it; it gets a short grace (within the head timeout) and a closing answer.
+            left = self._deadline - self.loop.time() if self._timer is not None else _SHUTDOWN_GRACE
+            self._arm("head", min(max(left, 0.001), _SHUTDOWN_GRACE))
+            return
         if self.cycle is None or self.cycle.response_complete or self.cycle.disconnected:
             self.close()
         else:
