@@ -316,10 +316,18 @@ def test_a_queued_response_goes_out_before_a_later_immediate_one(server: Server)
     # A finished response waits for the loop's next turn; the 400 for the malformed request pipelined
     # behind it is written at once, from the same call. The first must still come first, and the close
     # after the 400 must not drop it.
+    # (Queued only while another request is in flight: here, a slow one on a second connection.)
+    slow = connect(server)
+    slow.sendall(b"GET /sleep/slow?%.2f HTTP/1.1\r\nHost: a\r\n\r\n" % (0.5 * UNIT))
+    time.sleep(0.1 * UNIT)
     raw = b"GET /sleep/0?0 HTTP/1.1\r\nHost: a\r\n\r\nGET / HTTP/1.1\r\nHost: a\r\nContent-Length: x\r\n\r\n"
     responses, reader = exchange(server, raw, 2)
     assert [(r.status, r.body) for r in responses] == [(200, b"/sleep/0"), (400, responses[1].body)]
     assert reader.closed()
+    slow_response = ResponseReader(slow, 5 * UNIT).read()
+    assert slow_response is not None
+    assert slow_response.body == b"/sleep/slow"
+    slow.close()
 
 
 def test_pipelined_requests_then_half_close_are_all_answered(
