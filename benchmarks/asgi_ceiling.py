@@ -21,7 +21,6 @@ from typing import Any
 import uvloop
 
 HEAD = b"HTTP/1.1 200 OK\r\nserver: asgi-ceiling\r\ncontent-length: %d\r\n\r\n"
-REQUEST: dict[str, Any] = {"type": "http.request", "body": b"", "more_body": False}
 
 
 class Fixed(asyncio.Protocol):
@@ -45,7 +44,7 @@ class Fixed(asyncio.Protocol):
             self.task = asyncio.Task(self.app(self.scope.copy(), self.receive, self.send))
 
     async def receive(self) -> dict[str, Any]:
-        return REQUEST
+        return {"type": "http.request", "body": b"", "more_body": False}
 
     async def send(self, message: dict[str, Any]) -> None:
         if message["type"] == "http.response.body" and not message.get("more_body", False):

@@ -312,22 +312,28 @@ def test_pipelined_requests_answered_in_order(server: Server) -> None:
     assert [r.body for r in responses] == [b"/sleep/%d" % i for i in range(10)]
 
 
-def test_a_queued_response_goes_out_before_a_later_immediate_one(server: Server) -> None:
-    # A finished response waits for the loop's next turn; the 400 for the malformed request pipelined
-    # behind it is written at once, from the same call. The first must still come first, and the close
-    # after the 400 must not drop it.
-    # (Queued only while another request is in flight: here, a slow one on a second connection.)
+@pytest.fixture
+def in_flight(server: Server) -> Iterator[None]:
+    """A slow request on another connection, so that finished responses are queued for the next turn."""
     slow = connect(server)
     slow.sendall(b"GET /sleep/slow?%.2f HTTP/1.1\r\nHost: a\r\n\r\n" % (0.5 * UNIT))
     time.sleep(0.1 * UNIT)
+    yield
+    response = ResponseReader(slow, 5 * UNIT).read()
+    slow.close()
+    assert response is not None
+    assert response.body == b"/sleep/slow"
+
+
+@pytest.mark.usefixtures("in_flight")
+def test_a_queued_response_goes_out_before_a_later_immediate_one(server: Server) -> None:
+    # A finished response waits for the loop's next turn (another request is in flight); the 400 for the
+    # malformed request pipelined behind it is written at once, from the same call. The first must still
+    # come first, and the close after the 400 must not drop it.
     raw = b"GET /sleep/0?0 HTTP/1.1\r\nHost: a\r\n\r\nGET / HTTP/1.1\r\nHost: a\r\nContent-Length: x\r\n\r\n"
     responses, reader = exchange(server, raw, 2)
     assert [(r.status, r.body) for r in responses] == [(200, b"/sleep/0"), (400, responses[1].body)]
     assert reader.closed()
-    slow_response = ResponseReader(slow, 5 * UNIT).read()
-    assert slow_response is not None
-    assert slow_response.body == b"/sleep/slow"
-    slow.close()
 
 
 def test_pipelined_requests_then_half_close_are_all_answered(
@@ -341,6 +347,38 @@ def test_pipelined_requests_then_half_close_are_all_answered(
     assert [(r.status, r.body) for r in responses] == [(200, b"/sleep/%d" % i) for i in range(3)]
     assert reader.closed()
     assert _errors(caplog) == []
+
+
+@pytest.mark.usefixtures("in_flight")
+def test_a_queued_response_survives_the_client_half_closing(server: Server) -> None:
+    # The client shuts down its side right after its request: the transport closes itself once the
+    # response is done, and the queued response must have been handed to it first.
+    # /port answers without waiting, so the end of the request usually arrives after the response is done.
+    for _ in range(5):
+        sock = connect(server)
+        sock.sendall(b"GET /port HTTP/1.1\r\nHost: a\r\n\r\n")
+        sock.shutdown(socket.SHUT_WR)
+        reader = ResponseReader(sock, 5 * UNIT)
+        response = reader.read()
+        assert response is not None
+        assert response.body == str(sock.getsockname()[1]).encode()
+        assert reader.closed()
+        sock.close()
+
+
+@pytest.mark.usefixtures("in_flight")
+def test_a_queued_response_goes_out_before_a_pipelined_upgrade(server: Server) -> None:
+    # The router refuses WebSockets (403); what matters is that the response queued before the hand-off
+    # to the WebSocket protocol is not dropped.
+    upgrade = (
+        b"GET /ws HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+        b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+    )
+    responses, _ = exchange(server, b"GET /sleep/0?0 HTTP/1.1\r\nHost: a\r\n\r\n" + upgrade, 2)
+    assert responses[0] is not None
+    assert (responses[0].status, responses[0].body) == (200, b"/sleep/0")
+    assert responses[1] is not None
+    assert responses[1].status == 403
 
 
 def test_request_bodies(server: Server) -> None:

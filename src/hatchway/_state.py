@@ -83,7 +83,7 @@ class ServerState:
                 flush()
             except Exception as exc:  # one connection's fault must not skip the others' heads
                 self.loop().call_exception_handler(
-                    {"message": "Error while flushing a response head", "exception": exc}
+                    {"message": "Error while flushing a response", "exception": exc}
                 )
 
     def connection_closed(self, conn: Any) -> None:

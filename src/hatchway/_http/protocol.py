@@ -128,9 +128,11 @@ class HttpProtocol(asyncio.Protocol):
             host = self.client[0] if self.client else (self.server[0] if self.server else None)
             self.use_proxy = host in self.trusted
             self.proxy_peer = host
-        self._arm("head", self.config.timeout_request_header)
         if self.state.shutting_down:
-            self.shutdown()
+            # Accepted after the stopping server's sweep, which may already have finished waiting.
+            transport.close()
+            return
+        self._arm("head", self.config.timeout_request_header)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
@@ -147,7 +149,9 @@ class HttpProtocol(asyncio.Protocol):
     def eof_received(self) -> bool | None:
         target = self.body_target
         if self.cycle is None or (target is not None and not target.request_complete):
-            # Idle, or a body cut short that can never complete: close (the app sees http.disconnect).
+            # Idle, or a body cut short that can never complete: close (the app sees http.disconnect). The
+            # transport closes itself, not through close(): what is queued must be handed to it first.
+            self._flush_out()
             return None
         # A half-closed client may still be waiting for its responses (RFC 9112 9.6): answer every request
         # it sent, then close.
@@ -246,8 +250,9 @@ class HttpProtocol(asyncio.Protocol):
                 self._out = [data]
                 self.state.flush_soon(self._flush_out)
             else:
-                # No other request in flight (one client, or a quiet server): no app to keep apart from the
-                # send, and waiting for the next turn would only add latency.
+                # No other task in flight (one client, or a quiet server): no app to keep apart from the
+                # send, and waiting for the next turn would only add latency. (An open WebSocket counts as
+                # a task: responses then wait a turn, which costs microseconds.)
                 self.transport.write(data)
 
     def _flush_out(self) -> None:
@@ -476,6 +481,7 @@ class HttpProtocol(asyncio.Protocol):
             logger.warning("Unsupported upgrade request: the websockets library is not installed.")
             return False
         self._cancel_timers()
+        self._flush_out()  # a pipelined response before the upgrade goes first
         self.closed = True  # this protocol no longer owns the transport
         self.state.connection_closed(self)
         scope = self._scope(head)
@@ -490,7 +496,6 @@ class HttpProtocol(asyncio.Protocol):
             if p.strip()
         ]
         scope["extensions"] = {"websocket.http.response": {}}
-        self._flush_out()  # a pipelined response before the upgrade goes first
         start_websocket(
             self.transport, self.config, self.state, self.app, scope, head, self.codec.trailing_data()
         )
@@ -499,14 +504,18 @@ class HttpProtocol(asyncio.Protocol):
     # -- shutdown and timers ------------------------------------------------------------------------
     def shutdown(self) -> None:
         """Graceful: close now if idle, else after the response in progress."""
+        already_closing = self.closing
         self.closing = True
         self.pipeline.clear()
         self._upgrades.clear()
-        if self.cycle is None and self._timer_kind == "head":
+        if self.cycle is None and self._timer_kind == "head" and not already_closing:
             # Not idle: a client that has just connected, or is sending a head, has a request on its way.
             # Closing now would lose it; it gets a short grace (within the head timeout) and a closing answer.
-            left = self._deadline - self.loop.time() if self._timer is not None else _SHUTDOWN_GRACE
-            self._arm("head", min(max(left, 0.001), _SHUTDOWN_GRACE))
+            grace = _SHUTDOWN_GRACE
+            if self.config.timeout_graceful_shutdown is not None:
+                grace = min(grace, self.config.timeout_graceful_shutdown / 2)
+            left = self._deadline - self.loop.time() if self._timer is not None else grace
+            self._arm("head", min(max(left, 0.001), grace))
             return
         if self.cycle is None or self.cycle.response_complete or self.cycle.disconnected:
             self.close()
@@ -515,7 +524,7 @@ class HttpProtocol(asyncio.Protocol):
 
     def abort(self) -> None:
         if not self.closed:
-            self._out = None
+            self._flush_out()  # best effort: a forced stop still sends what is finished
             self.transport.abort()
 
     # The head/keep-alive timer is lazy: re-arming it twice per request (keep-alive -> head -> keep-alive)
@@ -563,8 +572,14 @@ class HttpProtocol(asyncio.Protocol):
 
     def _on_timeout(self) -> None:
         self._timer = None
-        if self._timer_kind == "head" and self.cycle is None:
-            logger.debug("Request head not received within %ss; closing.", self.config.timeout_request_header)
+        # A stopping server's grace that saw no byte ends in a plain close, like an idle connection's.
+        if (
+            self._timer_kind == "head"
+            and self.cycle is None
+            and not self.transport.is_closing()
+            and (not self.closing or self.codec.head_started())
+        ):
+            logger.debug("Request head not received in time; closing.")
             self.write(plain_response(408, "Request Timeout", self.state.default_headers()))
         self.close()
 
