@@ -6,6 +6,7 @@ import asyncio
 import email.utils
 import logging
 import socket
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -895,3 +896,26 @@ def test_a_start_sent_from_another_task_after_the_app_returned_fails_cleanly(
     assert any("returned without completing response" in m for m in messages), messages
     # One clear line from hatchway, no raw traceback from its internals via asyncio's handler.
     assert not any(r.name == "asyncio" for r in caplog.records), messages
+
+
+@pytest.mark.skipif(sys.version_info < (3, 12), reason="asyncio.eager_task_factory is new in Python 3.12")
+def test_requests_finished_by_an_eager_task_factory_are_not_counted_as_in_flight(http: str) -> None:
+    # An app may install an eager task factory at start-up: a request task then runs, and may finish, inside
+    # the call that creates it. Had it stayed counted, limit_concurrency would answer 503 to later requests.
+    async def app(scope: Scope, receive: Any, send: Any) -> None:
+        if scope["type"] == "lifespan":
+            message = await receive()
+            asyncio.get_running_loop().set_task_factory(asyncio.eager_task_factory)  # type: ignore[attr-defined]
+            await send({"type": "lifespan.startup.complete"})
+            message = await receive()
+            assert message["type"] == "lifespan.shutdown"
+            await send({"type": "lifespan.shutdown.complete"})
+            return
+        await respond(send, body=b"done")
+
+    with (
+        serve_in_thread(app, http=http, limit_concurrency=2) as server,
+        httpx.Client(timeout=5 * UNIT) as client,
+    ):
+        statuses = [client.get(server.url + "/").status_code for _ in range(5)]  # type: ignore[operator]
+    assert statuses == [200] * 5

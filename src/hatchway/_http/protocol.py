@@ -358,8 +358,11 @@ class HttpProtocol(asyncio.Protocol):
             task = self._new_task(coro)
         # The cycle takes its task out of the set when it ends: no done callback, so no loop callback per
         # request for it.
-        cycle.task = task
-        self.state.tasks.add(task)
+        if self.plain_tasks or not task.done():
+            cycle.task = task
+            self.state.tasks.add(task)
+        # else: an eager task factory (Python 3.12+) ran the request to its end inside _new_task, before
+        # there was a task to register; counting it now would keep it "in flight" for ever.
 
     def _new_task(self, coro: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
         if self.plain_tasks:
