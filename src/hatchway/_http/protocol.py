@@ -223,12 +223,11 @@ class HttpProtocol(asyncio.Protocol):
     # -- the Conn interface used by cycles ----------------------------------------------------------
     def write(self, data: bytes) -> None:
         if not self.closed:
-            out = self._out
-            if out is not None:  # what was queued goes first, in the same send(2)
-                self._out = None
-                out.append(data)
-                data = b"".join(out)
-            self.transport.write(data)
+            if self._out is not None:  # what was queued goes first, in the same send(2)
+                self._out.append(data)
+                self._flush_out()
+            else:
+                self.transport.write(data)
 
     def writelines(self, data: tuple[bytes, bytes]) -> None:
         if not self.closed:
@@ -237,10 +236,10 @@ class HttpProtocol(asyncio.Protocol):
 
     # While other requests are in flight, a finished response is handed to the transport on the loop's next
     # turn, with every other connection's, rather than from inside the app's send(). Under load the apps of
-    # one turn then run back to back and the send(2) calls follow together: a system call on loopback runs much of the TCP stack
-    # on this CPU, and between two apps it evicts the framework's code and data from the caches. Measured
-    # with FastAPI, server CPU per request fell by about a third. Every immediate write, writelines and
-    # close sends what is queued first, so the order on the wire never changes.
+    # one turn then run back to back and the send(2) calls follow together: on loopback a send(2) runs much
+    # of the TCP stack on this CPU, and between two apps it evicts the framework's code and data from the
+    # caches. Measured with FastAPI, server CPU per request fell by about a third. Every immediate write,
+    # writelines and close sends what is queued first, so the order on the wire never changes.
     def write_soon(self, data: bytes) -> None:
         if not self.closed:
             out = self._out
