@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import configparser
 import http
 import json
 import logging
@@ -136,10 +137,10 @@ def _apply_log_config(log_config: Any, use_colors: bool | None) -> None:
                     if name in formatters:
                         formatters[name]["use_colors"] = use_colors
                 log_config["formatters"] = formatters
-            logging.config.dictConfig(log_config)
+            logging.config.dictConfig(_from_uvicorn(log_config))
         elif isinstance(log_config, str) and log_config.endswith(".json"):
             with open(log_config) as file:
-                logging.config.dictConfig(json.load(file))
+                logging.config.dictConfig(_from_uvicorn(json.load(file)))
         elif isinstance(log_config, str) and log_config.endswith((".yaml", ".yml")):
             try:
                 import yaml
@@ -155,12 +156,102 @@ def _apply_log_config(log_config: Any, use_colors: bool | None) -> None:
                     ]
                 ) from exc
             with open(log_config) as file:
-                logging.config.dictConfig(yaml.safe_load(file))
+                logging.config.dictConfig(_from_uvicorn(yaml.safe_load(file)))
         else:
+            if isinstance(log_config, str):
+                log_config = _ini_from_uvicorn(log_config)
             logging.config.fileConfig(log_config, disable_existing_loggers=False)
     except ConfigError:
         raise
-    except (OSError, ValueError, TypeError, KeyError, AttributeError, ImportError) as exc:
+    except (
+        OSError,
+        ValueError,
+        TypeError,
+        KeyError,
+        AttributeError,
+        ImportError,
+        configparser.Error,
+    ) as exc:
         raise ConfigError(
             [Problem("log_config", f"could not apply logging configuration {log_config!r}: {exc}", "HW105")]
         ) from exc
+
+
+# A log config written for uvicorn names uvicorn's loggers and formatters. Switching servers by one word must not
+# silence the server (with such a config hatchway's own loggers had no handler, or were disabled by
+# ``disable_existing_loggers``), so each uvicorn logger the config sets up, and hatchway's counterpart it does
+# not, is set up for hatchway too; the uvicorn loggers stay configured for apps that log to them.
+_UVICORN_LOGGERS = {
+    "uvicorn": "hatchway",
+    "uvicorn.error": "hatchway.error",
+    "uvicorn.access": "hatchway.access",
+    "uvicorn.asgi": "hatchway.asgi",
+}
+# hatchway's formatters take the same arguments and format the same records; using them spares importing
+# uvicorn, which a project that switched may no longer have installed.
+_UVICORN_FORMATTERS = {
+    "uvicorn.logging.ColourizedFormatter": "hatchway._logs.ColourizedFormatter",
+    "uvicorn.logging.DefaultFormatter": "hatchway._logs.DefaultFormatter",
+    "uvicorn.logging.AccessFormatter": "hatchway._logs.AccessFormatter",
+}
+
+
+def _from_uvicorn(config: Any) -> Any:
+    """``config`` (a ``dictConfig`` dict) with uvicorn's loggers and formatters also set up under hatchway's
+    names; a copy when anything changes, ``config`` itself otherwise."""
+    if not isinstance(config, dict):
+        return config  # dictConfig reports what is wrong with it
+    loggers = config.get("loggers")
+    if isinstance(loggers, dict):
+        added = {
+            ours: loggers[theirs]
+            for theirs, ours in _UVICORN_LOGGERS.items()
+            if theirs in loggers and ours not in loggers
+        }
+        if added:
+            config = {**config, "loggers": {**loggers, **added}}
+    formatters = config.get("formatters")
+    if isinstance(formatters, dict):
+        renamed = {}
+        for name, spec in formatters.items():
+            if isinstance(spec, dict):
+                for key in ("()", "class"):
+                    target = spec.get(key)
+                    if isinstance(target, str) and target in _UVICORN_FORMATTERS:
+                        spec = {**spec, key: _UVICORN_FORMATTERS[target]}
+            renamed[name] = spec
+        config = {**config, "formatters": renamed}
+    return config
+
+
+def _ini_from_uvicorn(path: str) -> configparser.ConfigParser:
+    """The ``fileConfig`` file at ``path``, with uvicorn's loggers and formatters also set up under hatchway's
+    names (as ``_from_uvicorn`` does for dicts)."""
+    parser = configparser.ConfigParser()
+    with open(path) as file:
+        parser.read_file(file)
+    if parser.has_option("loggers", "keys"):
+        keys = [key.strip() for key in parser.get("loggers", "keys", raw=True).split(",") if key.strip()]
+        sections = {key: f"logger_{key}" for key in keys}
+        qualnames = {
+            parser.get(section, "qualname", raw=True, fallback=""): section
+            for section in sections.values()
+            if parser.has_section(section)
+        }
+        for theirs, ours in _UVICORN_LOGGERS.items():
+            if theirs in qualnames and ours not in qualnames:
+                key = ours.replace(".", "_")
+                while key in sections:
+                    key += "_"
+                parser[f"logger_{key}"] = {
+                    **dict(parser.items(qualnames[theirs], raw=True)),
+                    "qualname": ours,
+                }
+                sections[key] = f"logger_{key}"
+        parser.set("loggers", "keys", ",".join(sections))
+    for section in parser.sections():
+        if section.startswith("formatter_"):
+            target = parser.get(section, "class", raw=True, fallback="")
+            if target in _UVICORN_FORMATTERS:
+                parser.set(section, "class", _UVICORN_FORMATTERS[target])
+    return parser
