@@ -18,7 +18,7 @@ from websockets.frames import Close
 
 import hatchway._websocket as ws_module
 from hatchway import Server
-from tests.test_websocket_conformance import RawClient, serve
+from tests.test_websocket_conformance import CLOSE, RawClient, close_payload, frame, serve
 from tests.utils import UNIT
 
 Message = dict[str, Any]
@@ -249,6 +249,39 @@ def test_access_line_and_client_drop_is_1006(caplog: pytest.LogCaptureFixture) -
         seen.wait()
     assert seen.messages == [{"type": "websocket.disconnect", "code": 1006, "reason": ""}]
     assert any('"WebSocket /drop?a=b" [accepted]' in r.getMessage() for r in caplog.records)
+
+
+@pytest.mark.parametrize("how", ["close", "drop"])
+def test_app_error_after_the_client_left_is_logged_with_its_traceback(
+    how: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    # uvicorn logs it as an error with its traceback, and so does hatchway (docs/websockets.md).
+    seen = Recorder()
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        await receive()
+        await send({"type": "websocket.accept"})
+        seen.messages.append(await receive())
+        try:
+            raise ValueError("boom after the client left")
+        finally:
+            seen.done.set()
+
+    caplog.set_level(logging.INFO, "hatchway.error")
+    with serve(app) as server:
+        host, port = server.sockets[0].getsockname()[:2]
+        with socket.create_connection((host, port), timeout=5 * UNIT) as sock:
+            client = RawClient(sock)
+            assert client.handshake()[0] == 101
+            if how == "close":
+                client.send(frame(CLOSE, close_payload(1000)))
+                assert client.expect_close() == 1000
+        seen.wait()
+    assert seen.messages[0]["type"] == "websocket.disconnect"
+    errors = [r for r in caplog.records if r.getMessage().startswith("Exception in ASGI application")]
+    assert [r.levelno for r in errors] == [logging.ERROR]
+    assert errors[0].exc_info is not None
+    assert str(errors[0].exc_info[1]) == "boom after the client left"
 
 
 # -- compression and limits --------------------------------------------------------------------------------

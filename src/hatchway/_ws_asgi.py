@@ -276,9 +276,8 @@ class WebSocketSession:
             self.scope = {}  # break the scope -> app references early
 
     def _app_failed(self, exc: BaseException) -> None:
-        if self.gone and self.stage is not Stage.HANDSHAKE:
-            logger.debug("Exception after the WebSocket closed", exc_info=exc)
-            return
+        # Logged with its traceback even when the client has already gone, as uvicorn does: the exception is
+        # the app's, whoever ended the connection (only ClientDisconnected, from send, is not logged).
         logger.error("Exception in ASGI application\n", exc_info=exc)
         if self.stage in (Stage.HANDSHAKE, Stage.RESPONSE):
             self.stage = Stage.CLOSED
