@@ -10,12 +10,15 @@ from __future__ import annotations
 
 import os
 import platform
+import shutil
 import sys
 import traceback
+from pathlib import Path
 from typing import Any
 
 from setuptools import setup
 from setuptools.command.build_ext import build_ext
+from setuptools.command.build_py import build_py
 
 # The modules every request or WebSocket message passes through. Not h11_codec (it leans on h11 internals)
 # and nothing that runs once per process.
@@ -30,6 +33,12 @@ COMPILED = [
     "src/hatchway/_websocket.py",
     "src/hatchway/_ws_asgi.py",
 ]
+
+
+# The pages `hatchway explain` prints, copied from docs/ into the package at build time so that an installed
+# hatchway carries them (hatchway._explain.SHIPPED names the same; tests/test_explain.py compares the copy).
+DOCS = Path(__file__).resolve().parent / "docs"
+DOCS_SHIPPED = ("errors.md", "checker.md", "rules/HW*.md")
 
 
 def _warn(message: str) -> None:
@@ -67,6 +76,25 @@ class OptionalBuildExt(build_ext):
             self.extensions = []
 
 
+class BuildPyWithDocs(build_py):
+    """Also copies the explain pages into ``hatchway/_docs/`` (an editable install reads docs/ directly)."""
+
+    def run(self) -> None:
+        super().run()
+        if getattr(self, "editable_mode", False):
+            return
+        target = Path(self.build_lib) / "hatchway" / "_docs"
+        for pattern in DOCS_SHIPPED:
+            pages = sorted(DOCS.glob(pattern))
+            if not pages:
+                # A wheel without them would install an `explain` that cannot explain anything.
+                raise SystemExit(f"hatchway: docs/{pattern} is missing; build from a checkout or an sdist")
+            for page in pages:
+                destination = target / page.relative_to(DOCS)
+                destination.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(page, destination)
+
+
 def _extensions() -> list[Any]:
     if not _wants_compile():
         return []
@@ -93,4 +121,4 @@ def _extensions() -> list[Any]:
         return []
 
 
-setup(ext_modules=_extensions(), cmdclass={"build_ext": OptionalBuildExt})
+setup(ext_modules=_extensions(), cmdclass={"build_ext": OptionalBuildExt, "build_py": BuildPyWithDocs})

@@ -126,7 +126,8 @@ def _build_command() -> click.Command:
         "hatchway",
         callback=_serve,
         params=params,
-        help="Serve the ASGI application APP, given as 'module:attribute'. `hatchway check` checks code instead.",
+        help="Serve the ASGI application APP, given as 'module:attribute'. `hatchway check` checks code instead; "
+        "`hatchway explain HW201` explains an error code.",
         context_settings={"help_option_names": ["--help"], "max_content_width": 100},
     )
 
@@ -178,6 +179,44 @@ def _serve(app: str, **kwargs: Any) -> None:
 command = _build_command()
 
 
+def _explain(code: str | None, list_codes: bool) -> None:
+    from hatchway._explain import DocsMissing, UnknownCode, explain, known_codes
+
+    ctx = click.get_current_context()
+    try:
+        if list_codes or code is None:
+            rows = known_codes()
+            width = max(len(c) for c, _ in rows)
+            click.echo("\n".join(f"{c:<{width}}  {summary}" for c, summary in rows))
+            if code is None and not list_codes:
+                click.echo("\nRun `hatchway explain CODE` for one of them.")
+            return
+        click.echo(explain(code).text.rstrip("\n"))
+    except UnknownCode:
+        click.echo(
+            f"ERROR: unknown code {code!r}: expected an error code (HW100-HW501) or a checker rule "
+            "(HW000-HW010); `hatchway explain --list` lists them",
+            err=True,
+        )
+        ctx.exit(USAGE_ERROR)
+    except DocsMissing as exc:
+        click.echo(f"ERROR: {exc}", err=True)
+        ctx.exit(1)
+
+
+explain_command = click.Command(
+    "explain",
+    callback=_explain,
+    params=[
+        click.Argument(["code"], required=False),
+        click.Option(["--list", "list_codes"], is_flag=True, help="List every code with a one-line summary."),
+    ],
+    help="Print the documentation of an error code (HW1xx-HW5xx) or checker rule (HW0xx), e.g. HW201. "
+    "The pages ship with hatchway, so this works offline.",
+    context_settings={"help_option_names": ["--help"], "max_content_width": 100},
+)
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point of the ``hatchway`` command."""
     args = sys.argv[1:] if argv is None else argv
@@ -185,4 +224,6 @@ def main(argv: list[str] | None = None) -> None:
         from hatchway.checker import main as check_main
 
         sys.exit(check_main(args[1:]))
+    if args and args[0] == "explain":
+        explain_command.main(args[1:], prog_name="hatchway explain")
     command.main(args, prog_name="hatchway")

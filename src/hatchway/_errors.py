@@ -27,8 +27,9 @@ DOCS_URL = "docs/errors.md"
 
 
 def docs_ref(code: str) -> str:
-    """Where the catalogue entry for ``code`` lives, as printed at the end of messages."""
-    return f"{DOCS_URL}#{code.lower()}"
+    """Where the catalogue entry for ``code`` lives, as printed at the end of messages: the page in the docs,
+    and the command that prints it offline from the installed package (``hatchway explain``)."""
+    return f"{DOCS_URL}#{code.lower()} or run `hatchway explain {code}`"
 
 
 class HatchwayError(Exception):
