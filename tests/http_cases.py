@@ -173,7 +173,18 @@ CASES: list[WireCase] = [
     ),
     WireCase("empty-host", b"GET / HTTP/1.1\r\nHost:\r\n\r\n", [head(), END]),
     WireCase("host-ipv6-port", b"GET / HTTP/1.1\r\nHost: [::1]:8000\r\n\r\n", [head(), END]),
-    WireCase("leading-empty-lines", b"\r\n\r\n" + OK, [head(), END]),
+    WireCase("leading-empty-lines", b"\r\n\r\n" + OK, [head(), END], split=True),
+    # RFC 9112 2.2 allows only empty lines (CRLF) before a request line; llhttp skips lone CRs and LFs.
+    WireCase("leading-bare-cr", b"\r" + OK, [error(400)], split=True),
+    WireCase("leading-bare-lf", b"\n" + OK, [error(400)], split=True),
+    WireCase("leading-cr-cr-lf", b"\r\r\n" + OK, [error(400)], split=True),
+    # llhttp also parses RTSP and ICE request lines and reports them as HTTP/1.0.
+    WireCase("rtsp-request-line", b"GET / RTSP/1.0\r\nHost: a\r\n\r\n", [error(400)], split=True),
+    WireCase("ice-request-line", b"SOURCE / ICE/1.0\r\nHost: a\r\n\r\n", [error(400)], split=True),
+    WireCase("rtsp-method-and-line", b"DESCRIBE / RTSP/1.0\r\nCSeq: 1\r\n\r\n", [error(400)], split=True),
+    WireCase("http-version-1-2", b"GET / HTTP/1.2\r\nHost: a\r\n\r\n", [error(505)]),
+    WireCase("http-version-3-0", b"GET / HTTP/3.0\r\nHost: a\r\n\r\n", [error(505)]),
+    WireCase("http-version-two-digits", b"GET / HTTP/12.1\r\nHost: a\r\n\r\n", [error(400)]),
     WireCase("obs-text-and-tab-in-value", b"GET / HTTP/1.1\r\nHost: a\r\nX: a\tb\xe9\r\n\r\n", [head(), END]),
     WireCase(
         "pipelined",
@@ -268,8 +279,30 @@ CASES: list[WireCase] = [
         "chunk-extension-long",
         CHUNKED + b"3;a=" + b"b" * 5000 + b"\r\nabc\r\n0\r\n\r\n",
         [P, error(400)],
-        # llhttp streams extensions without buffering them, so length costs no memory there.
-        differs={"httptools": [P, body(b"abc"), END]},
+    ),
+    WireCase(
+        # llhttp streams extensions without limit; hatchway bounds the line for both codecs.
+        "chunk-extension-100k",
+        CHUNKED + b"3;a=" + b"b" * 100_000 + b"\r\nabc\r\n0\r\n\r\n",
+        [P, error(400)],
+    ),
+    WireCase(
+        "chunk-extension-just-under-limit",
+        CHUNKED + b"3;a=" + b"b" * 4088 + b"\r\nabc\r\n0\r\n\r\n",
+        [P, body(b"abc"), END],
+        split=True,
+    ),
+    WireCase(
+        "chunk-extension-just-over-limit",
+        CHUNKED + b"3;a=" + b"b" * 4091 + b"\r\nabc\r\n0\r\n\r\n",
+        [P, error(400)],
+        split=True,
+    ),
+    WireCase(
+        "trailer-field-long",
+        CHUNKED + b"3\r\nabc\r\n0\r\nX: " + b"v" * 5000 + b"\r\n\r\n",
+        [P, body(b"abc"), error(400)],
+        split=True,
     ),
     WireCase("trailer-without-colon", CHUNKED + b"3\r\nabc\r\n0\r\nX\r\n\r\n", [P, body(b"abc"), error(400)]),
     WireCase("trailer-obs-fold", CHUNKED + b"0\r\nX: a\r\n b\r\n\r\n", [P, error(400)]),

@@ -128,23 +128,48 @@ def test_x_forwarded_proto(value: str, scheme: str, expected: str) -> None:
 # -- RFC 7239 Forwarded ------------------------------------------------------------------------------------
 def test_forwarded() -> None:
     trusted = TrustedProxies(["127.0.0.1"])
-    value = 'for=192.0.2.60;proto=https;by=203.0.113.43, for="[2001:db8:cafe::17]:4711"'
-    got = apply_proxy_headers(trusted, "127.0.0.1", headers(forwarded=value), "http", PEER)
-    assert got == ("https", ("2001:db8:cafe::17", 4711))
+    value = 'for=192.0.2.60;proto=https;by=203.0.113.43, for="[2001:db8:cafe::17]:4711";proto=http'
+    got = apply_proxy_headers(trusted, "127.0.0.1", headers(forwarded=value), "http", PEER, "forwarded")
+    assert got == ("http", ("2001:db8:cafe::17", 4711))
 
 
-def test_forwarded_wins_over_x_forwarded() -> None:
+def test_forwarded_walks_past_trusted_hops_and_takes_that_elements_proto() -> None:
+    trusted = TrustedProxies(["127.0.0.1", "10.0.0.0/8"])
+    # The client wrote the first element itself; the edge proxy (10.0.0.2's peer) vouches for the second.
+    value = "for=6.6.6.6;proto=http, for=192.0.2.60;proto=https, for=10.0.0.2;proto=http"
+    got = apply_proxy_headers(trusted, "127.0.0.1", headers(forwarded=value), "http", PEER, "forwarded")
+    assert got == ("https", ("192.0.2.60", 0))
+
+
+# The security rule: exactly one family is read, the one the operator chose; the other is ignored, never
+# merged. A proxy that sets X-Forwarded-* passes a client's own Forwarded header through untouched, and the
+# other way round.
+def test_x_forwarded_family_ignores_forwarded() -> None:
     trusted = TrustedProxies(["127.0.0.1"])
     fields = headers(
-        forwarded="for=192.0.2.60;proto=https", x_forwarded_for="6.6.6.6", x_forwarded_proto="http"
+        forwarded="for=6.6.6.6;proto=https", x_forwarded_for="192.0.2.60", x_forwarded_proto="http"
     )
-    assert apply_proxy_headers(trusted, "127.0.0.1", fields, "http", PEER) == ("https", ("192.0.2.60", 0))
+    assert apply_proxy_headers(trusted, "127.0.0.1", fields, "http", PEER) == ("http", ("192.0.2.60", 0))
+    only_forwarded = headers(forwarded="for=6.6.6.6;proto=https")
+    assert apply_proxy_headers(trusted, "127.0.0.1", only_forwarded, "http", PEER) == ("http", PEER)
+
+
+def test_forwarded_family_ignores_x_forwarded() -> None:
+    trusted = TrustedProxies(["127.0.0.1"])
+    fields = headers(
+        forwarded="for=192.0.2.60;proto=http", x_forwarded_for="6.6.6.6", x_forwarded_proto="https"
+    )
+    got = apply_proxy_headers(trusted, "127.0.0.1", fields, "http", PEER, "forwarded")
+    assert got == ("http", ("192.0.2.60", 0))
+    only_x = headers(x_forwarded_for="6.6.6.6", x_forwarded_proto="https")
+    assert apply_proxy_headers(trusted, "127.0.0.1", only_x, "http", PEER, "forwarded") == ("http", PEER)
 
 
 @pytest.mark.parametrize("value", ["for=unknown", "for=_hidden", 'for="_gazonk"'])
 def test_forwarded_obfuscated_keeps_the_peer(value: str) -> None:
     trusted = TrustedProxies(["127.0.0.1"])
-    assert apply_proxy_headers(trusted, "127.0.0.1", headers(forwarded=value), "http", PEER) == ("http", PEER)
+    got = apply_proxy_headers(trusted, "127.0.0.1", headers(forwarded=value), "http", PEER, "forwarded")
+    assert got == ("http", PEER)
 
 
 # -- over sockets -----------------------------------------------------------------------------------------
@@ -213,8 +238,34 @@ http {{
             proxy_set_header X-Forwarded-Proto https;
         }}
     }}
+    # The configurations docs/proxies.md gives, one per proxy_headers_family.
+    server {{
+        listen 127.0.0.1:{port_x};
+        location / {{
+            proxy_pass http://hatchway;
+            proxy_set_header Host $host;
+            proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
+            proxy_set_header X-Forwarded-Proto $scheme;
+        }}
+    }}
+    map $remote_addr $proxy_forwarded_for {{
+        ~^[0-9.]+$        "for=$remote_addr";
+        ~^[0-9A-Fa-f:.]+$ "for=\\"[$remote_addr]\\"";
+        default           "for=unknown";
+    }}
+    server {{
+        listen 127.0.0.1:{port_fwd};
+        location / {{
+            proxy_pass http://hatchway;
+            proxy_set_header Host $host;
+            proxy_set_header Forwarded "$proxy_forwarded_for;proto=$scheme";
+        }}
+    }}
 }}
 """
+
+
+NGINX_FAMILY_PORTS: dict[str, int] = {}
 
 
 @pytest.fixture(scope="module")
@@ -226,10 +277,12 @@ def nginx(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]
         pytest.skip("nginx is not installed (apt-get install nginx); CI installs it")
     tmp = tmp_path_factory.mktemp("nginx")
     sock = Path(tempfile_dir()) / f"hatchway-nginx-{os.getpid()}.sock"  # short: sun_path is 108 bytes
-    port = free_port()
+    port, port_x, port_fwd = free_port(), free_port(), free_port()
     conf = tmp / "nginx.conf"
     user = "user root;" if os.geteuid() == 0 else ""
-    conf.write_text(NGINX_CONF.format(user=user, tmp=tmp, sock=sock, port=port))
+    conf.write_text(
+        NGINX_CONF.format(user=user, tmp=tmp, sock=sock, port=port, port_x=port_x, port_fwd=port_fwd)
+    )
     process = subprocess.Popen(
         [binary, "-p", str(tmp), "-c", str(conf), "-g", "daemon off;"],
         stdout=subprocess.DEVNULL,
@@ -250,6 +303,7 @@ def nginx(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]
                 if time.monotonic() > deadline:
                     pytest.fail("nginx did not start listening")
                 time.sleep(0.05)
+        NGINX_FAMILY_PORTS.update({"x-forwarded": port_x, "forwarded": port_fwd})
         yield f"http://127.0.0.1:{port}", sock
     finally:
         process.terminate()
@@ -288,3 +342,121 @@ def test_behind_nginx_on_a_unix_socket(nginx: tuple[str, Path], http: str, allow
         response = httpx.get(url + "/", headers={"X-Forwarded-For": "203.0.113.7"}, timeout=5 * UNIT)
     assert response.status_code == 200, response.text
     assert response.text == expected
+
+
+# A client of the proxy sends its own proxy headers of both families; nginx, configured for one family,
+# passes the other family's through untouched. The app must see only what nginx vouched for: the client's
+# real address (127.0.0.1 here, not trusted: only nginx's socket is) and plain http.
+SPOOFS = {
+    "forwarded": {"Forwarded": "for=6.6.6.6;proto=https"},
+    "x-forwarded chain": {"X-Forwarded-For": "6.6.6.6, 7.7.7.7", "X-Forwarded-Proto": "https"},
+    "both": {
+        "Forwarded": "for=6.6.6.6;proto=https",
+        "X-Forwarded-For": "6.6.6.6, 7.7.7.7",
+        "X-Forwarded-Proto": "https",
+    },
+}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("family", ["x-forwarded", "forwarded"])
+@pytest.mark.parametrize("spoof", list(SPOOFS))
+def test_behind_nginx_a_client_cannot_choose_its_address_or_scheme(
+    nginx: tuple[str, Path], family: str, spoof: str
+) -> None:
+    _, sock = nginx
+    url = f"http://127.0.0.1:{NGINX_FAMILY_PORTS[family]}/"
+    with serve_in_thread(
+        scope_app, uds=str(sock), forwarded_allow_ips=str(sock), proxy_headers_family=family
+    ):
+        honest = httpx.get(url, timeout=5 * UNIT)
+        spoofed = httpx.get(url, headers=SPOOFS[spoof], timeout=5 * UNIT)
+    assert honest.text == "http 127.0.0.1"
+    assert spoofed.status_code == 200, spoofed.text
+    assert spoofed.text == "http 127.0.0.1"
+
+
+# -- behind HAProxy ------------------------------------------------------------------------------------------
+HAPROXY_CONF = """
+global
+    maxconn 64
+defaults
+    mode http
+    timeout connect 5s
+    timeout client 10s
+    timeout server 10s
+# The configurations docs/proxies.md gives, one per proxy_headers_family.
+frontend x_forwarded
+    bind 127.0.0.1:{port_x}
+    option forwardfor
+    http-request set-header X-Forwarded-Proto https if {{ ssl_fc }}
+    http-request set-header X-Forwarded-Proto http if !{{ ssl_fc }}
+    default_backend app
+frontend forwarded
+    bind 127.0.0.1:{port_fwd}
+    http-request set-header Forwarded "for=\\"%[src]\\";proto=https" if {{ ssl_fc }}
+    http-request set-header Forwarded "for=\\"%[src]\\";proto=http" if !{{ ssl_fc }}
+    default_backend app
+backend app
+    server app {sock}
+"""
+
+
+@pytest.fixture(scope="module")
+def haproxy(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[dict[str, int], Path]]:
+    binary = shutil.which("haproxy") or (
+        "/usr/sbin/haproxy" if os.access("/usr/sbin/haproxy", os.X_OK) else None
+    )
+    if binary is None:
+        pytest.skip("haproxy is not installed (apt-get install haproxy); CI installs it")
+    tmp = tmp_path_factory.mktemp("haproxy")
+    sock = Path(tempfile_dir()) / f"hatchway-haproxy-{os.getpid()}.sock"
+    ports = {"x-forwarded": free_port(), "forwarded": free_port()}
+    conf = tmp / "haproxy.cfg"
+    conf.write_text(HAPROXY_CONF.format(port_x=ports["x-forwarded"], port_fwd=ports["forwarded"], sock=sock))
+    process = subprocess.Popen(
+        [binary, "-db", "-f", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
+    try:
+        deadline = time.monotonic() + 10 * UNIT
+        for port in ports.values():
+            while True:
+                if process.poll() is not None:
+                    pytest.fail(f"haproxy exited: {process.stderr.read().decode() if process.stderr else ''}")
+                try:
+                    socket.create_connection(("127.0.0.1", port), timeout=UNIT).close()
+                    break
+                except OSError:
+                    if time.monotonic() > deadline:
+                        pytest.fail("haproxy did not start listening")
+                    time.sleep(0.05)
+        yield ports, sock
+    finally:
+        process.terminate()
+        try:
+            process.wait(10 * UNIT)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(10 * UNIT)
+        if process.stderr:
+            process.stderr.close()
+        sock.unlink(missing_ok=True)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("family", ["x-forwarded", "forwarded"])
+@pytest.mark.parametrize("spoof", list(SPOOFS))
+def test_behind_haproxy_a_client_cannot_choose_its_address_or_scheme(
+    haproxy: tuple[dict[str, int], Path], family: str, spoof: str
+) -> None:
+    ports, sock = haproxy
+    url = f"http://127.0.0.1:{ports[family]}/"
+    # HAProxy's peer on a UNIX socket has no address; the socket path is its literal, as with nginx.
+    with serve_in_thread(
+        scope_app, uds=str(sock), forwarded_allow_ips=str(sock), proxy_headers_family=family
+    ):
+        honest = httpx.get(url, timeout=5 * UNIT)
+        spoofed = httpx.get(url, headers=SPOOFS[spoof], timeout=5 * UNIT)
+    assert honest.text == "http 127.0.0.1"
+    assert spoofed.status_code == 200, spoofed.text
+    assert spoofed.text == "http 127.0.0.1"

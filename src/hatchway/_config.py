@@ -40,6 +40,7 @@ UNSUPPORTED_CHOICES: dict[tuple[str, str], str] = {
     ("loop", "zuvloop"): "hatchway runs on uvloop or asyncio; use --loop auto",
 }
 DEFAULT_FORWARDED_ALLOW_IPS = "127.0.0.1,::1"
+PROXY_HEADER_FAMILIES = ("x-forwarded", "forwarded")
 
 LOGGING_CONFIG: dict[str, Any] = {
     "version": 1,
@@ -220,6 +221,13 @@ class Config:
         help="Enable/Disable X-Forwarded-Proto, X-Forwarded-For and Forwarded to populate url scheme and "
         "remote address info.",
         secondary="--no-proxy-headers",
+    )
+    proxy_headers_family: str = option(
+        "x-forwarded",
+        help="Which proxy headers a trusted proxy vouches for: 'x-forwarded' (X-Forwarded-For and "
+        "X-Forwarded-Proto, as uvicorn) or 'forwarded' (RFC 7239). The other family is ignored, never merged.",
+        choices=PROXY_HEADER_FAMILIES,
+        hatchway_only=True,
     )
     server_header: bool = option(
         True, help="Enable/Disable default Server header.", secondary="--no-server-header"

@@ -13,6 +13,7 @@ from hatchway._config import (
     LIFESPAN_CHOICES,
     LOG_LEVELS,
     LOOP_CHOICES,
+    PROXY_HEADER_FAMILIES,
     UNSUPPORTED_CHOICES,
     WS_CHOICES,
     Config,
@@ -261,3 +262,4 @@ CHECKS: tuple[Check, ...] = (
     _check_headers,
     _check_reload_lists,
 )
+    _choice("proxy_headers_family", PROXY_HEADER_FAMILIES),

@@ -1,4 +1,4 @@
-"""Proxy headers: which peers are trusted, and the client/scheme they report (X-Forwarded-*, RFC 7239)."""
+"""Proxy headers: which peers are trusted, and the client/scheme they report (X-Forwarded-* or RFC 7239)."""
 
 from __future__ import annotations
 
@@ -79,43 +79,83 @@ def _parse_forwarded(value: str) -> list[dict[str, str]]:
     return elements
 
 
+def _names_an_address(hop: tuple[str, int] | None) -> bool:
+    # RFC 7239 6.3 obfuscated identifiers ("_hidden") and "unknown" name no address.
+    return bool(hop and hop[0] and not hop[0].startswith("_") and hop[0].lower() != "unknown")
+
+
+def _scheme(proto: str | None, scheme: str) -> str:
+    if proto in _SCHEMES:
+        return proto.replace("http", "ws") if scheme in ("ws", "wss") else proto
+    return scheme
+
+
+def _from_x_forwarded(
+    trusted: TrustedProxies, headers: list[tuple[bytes, bytes]], scheme: str, client: tuple[str, int] | None
+) -> tuple[str, tuple[str, int] | None]:
+    proto: str | None = None
+    chain: list[str] = []
+    for name, value in headers:
+        if name == b"x-forwarded-proto":
+            # The last entry is the one the nearest proxy added when it appends rather than replaces.
+            proto = value.decode("latin-1").split(",")[-1].strip().lower()
+        elif name == b"x-forwarded-for":
+            chain.extend(h.strip() for h in value.decode("latin-1").split(","))
+    scheme = _scheme(proto, scheme)
+    if chain:
+        hop = trusted.client_from_chain([_host_port(h) for h in chain if h])
+        if _names_an_address(hop):
+            client = hop
+    return scheme, client
+
+
+def _from_forwarded(
+    trusted: TrustedProxies, headers: list[tuple[bytes, bytes]], scheme: str, client: tuple[str, int] | None
+) -> tuple[str, tuple[str, int] | None]:
+    values = [value.decode("latin-1") for name, value in headers if name == b"forwarded"]
+    if not values:
+        return scheme, client
+    # Each proxy appends one element describing the connection it received. Walk from our side while the
+    # element's "for" is itself a trusted proxy; the first element naming an untrusted peer describes the
+    # real client, and its "proto" is the scheme that client used (RFC 7239 5.4, 7.1).
+    elements = [e for e in _parse_forwarded(",".join(values)) if "for" in e]
+    chosen: dict[str, str] | None = None
+    for element in reversed(elements):
+        chosen = element
+        if _host_port(element["for"])[0] not in trusted:
+            break
+    if chosen is None:
+        return scheme, client
+    scheme = _scheme(chosen.get("proto", "").lower() or None, scheme)
+    hop = _host_port(chosen["for"])
+    if _names_an_address(hop):
+        client = hop
+    return scheme, client
+
+
+# The header names each family reads: a request carrying none of them skips the work entirely.
+HEADER_NAMES: dict[str, frozenset[bytes]] = {
+    "x-forwarded": frozenset({b"x-forwarded-for", b"x-forwarded-proto"}),
+    "forwarded": frozenset({b"forwarded"}),
+}
+_READERS = {"x-forwarded": _from_x_forwarded, "forwarded": _from_forwarded}
+
+
 def apply_proxy_headers(
     trusted: TrustedProxies,
     peer_host: str | None,
     headers: list[tuple[bytes, bytes]],
     scheme: str,
     client: tuple[str, int] | None,
+    family: str = "x-forwarded",
 ) -> tuple[str, tuple[str, int] | None]:
-    """Return (scheme, client) after applying headers sent by a trusted peer; otherwise unchanged.
+    """Return (scheme, client) after applying the chosen family of headers sent by a trusted peer.
 
-    ``Forwarded`` (RFC 7239) wins over ``X-Forwarded-*`` when both are present.
+    Exactly one family is read: ``x-forwarded`` (X-Forwarded-For and X-Forwarded-Proto, what uvicorn reads)
+    or ``forwarded`` (RFC 7239). The other family's headers are ignored, never merged: a proxy that sets one
+    family usually passes the other through from the client untouched, so believing it would let a client
+    choose its own address and scheme.
     """
     if peer_host not in trusted:
         return scheme, client
-    proto: str | None = None
-    chain: list[str] = []
-    forwarded: list[str] = []
-    for name, value in headers:
-        if name == b"x-forwarded-proto":
-            proto = value.decode("latin-1").strip().split(",")[-1].strip().lower()
-        elif name == b"x-forwarded-for":
-            chain.extend(h.strip() for h in value.decode("latin-1").split(","))
-        elif name == b"forwarded":
-            forwarded.append(value.decode("latin-1"))
-    if forwarded:
-        elements = _parse_forwarded(",".join(forwarded))
-        fors = [e["for"] for e in elements if "for" in e]
-        protos = [e["proto"].lower() for e in elements if "proto" in e]
-        if fors:
-            chain = fors
-        if protos:
-            proto = protos[-1]
-    ws = scheme in ("ws", "wss")
-    if proto in _SCHEMES:
-        scheme = proto.replace("http", "ws") if ws else proto
-    if chain:
-        hop = trusted.client_from_chain([_host_port(h) for h in chain if h])
-        # RFC 7239 obfuscated identifiers ("_hidden") and "unknown" name no address.
-        if hop and hop[0] and not hop[0].startswith("_") and hop[0].lower() != "unknown":
-            client = hop
-    return scheme, client
+    return _READERS[family](trusted, headers, scheme, client)

@@ -93,6 +93,10 @@ class _StrictChunkedReader:
             buf.maybe_extract_at_most(2)
             return h11.EndOfMessage()
         end = find_head_end(peek)
+        # Each trailer line is bounded like a chunk-size line; the section as a whole by MAX_TRAILER.
+        lines = (peek if end == -1 else peek[:end]).split(b"\n")
+        if any(len(line) >= MAX_CHUNK_LINE for line in lines):
+            raise _refuse(ParseError(400, "chunk-size line or trailer field too long"))
         if end == -1:
             if len(peek) > MAX_TRAILER:
                 raise _refuse(ParseError(431, "trailer section too large"))
@@ -133,10 +137,14 @@ class _StrictConnection(h11.Connection):
 
         def read_head(buf: Any) -> Any:
             peek = _peek(buf, max_head + 1)
-            while peek[:1] in (b"\r", b"\n"):
-                # RFC 9112 2.2: empty lines before a request line are ignored (as llhttp does).
-                buf.maybe_extract_at_most(len(peek) - len(peek.lstrip(b"\r\n")))
+            while peek[:2] == b"\r\n":
+                # RFC 9112 2.2: empty lines (CRLF) before a request line are ignored; nothing else is.
+                buf.maybe_extract_at_most(2)
                 peek = _peek(buf, max_head + 1)
+            if peek[:1] == b"\n" or (peek[:1] == b"\r" and len(peek) > 1):
+                raise _refuse(ParseError(400, "bare CR or LF before the request line"))
+            if peek == b"\r":
+                return None  # perhaps the first half of a CRLF
             # The target is measured as it arrives (414), like llhttp's on_url, not once the line is whole.
             line_end = peek.find(b"\n")
             parts = (peek if line_end == -1 else peek[:line_end]).split(b" ", 2)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Final
 
 import httptools
@@ -17,6 +18,8 @@ from hatchway._http.events import (
     split_target,
 )
 from hatchway._http.validate import (
+    MAX_CHUNK_LINE,
+    MAX_TRAILER,
     expects_continue,
     head_problem,
     keep_alive,
@@ -25,7 +28,13 @@ from hatchway._http.validate import (
 )
 
 _METHODS: Final[dict[bytes, str]] = {}
-_NOTED: Final = frozenset({b"connection", b"expect"})
+_NOTED: Final = frozenset({b"connection", b"expect", b"transfer-encoding"})
+# Outside a Content-Length body, reads are parsed in pieces of at most this size, so the length of a
+# chunk-size line (or trailer line) that llhttp streams without limit can be measured: a line wholly inside
+# one piece is at most this long, and one that spans pieces is counted exactly (see _measure_line).
+_PIECE: Final = MAX_CHUNK_LINE
+# llhttp also speaks RTSP and ICE: "GET / RTSP/1.0" reaches the callbacks as an HTTP/1.0 request.
+_FOREIGN: Final = re.compile(rb"(?:^|\n)[!#$%&'*+\-.^_`|~0-9A-Za-z]+ [^ \r\n]+ (?:RTSP|ICE)/")
 
 
 class _Refuse(Exception):
@@ -61,6 +70,15 @@ class HttptoolsCodec:
         self._head_started = False
         self._trailing: bytes | None = None
         self._failed = False
+        # Body state: in a Content-Length body (read whole), or between chunks / in trailers ("framing",
+        # where the current line's length is measured); trailer fields are counted, never kept.
+        self._chunked = False
+        self._fixed_body = False
+        self._framing = False
+        self._line = 0
+        self._trailer_size = 0
+        self._tail = b""
+        self._cr_pending = False
         self._unanswered = 0  # requests parsed whose responses are not complete (see next_cycle)
 
     # -- the Codec interface ------------------------------------------------------------------------
@@ -71,6 +89,63 @@ class HttptoolsCodec:
             # Paused after an upgrade request: keep the bytes until the upgrade is taken or declined.
             self._trailing += data
             return []
+        if self._in_head:
+            problem = self._line_start_problem(data)
+            if problem is not None:
+                self._fail(problem)
+                return self._take()
+        if len(data) <= _PIECE or self._fixed_body:
+            self._feed(data)
+        else:
+            for start in range(0, len(data), _PIECE):
+                self._feed(data[start : start + _PIECE])
+                if self._failed:
+                    break
+                if self._trailing is not None:
+                    self._trailing += data[start + _PIECE :]
+                    break
+                if self._fixed_body:
+                    self._feed(data[start + _PIECE :])
+                    break
+        if self._in_head and self._head_started:
+            # A head split across reads: its unfinished line is kept (bounded) for _line_start_problem.
+            newline = data.rfind(b"\n")
+            line = self._tail + data if newline == -1 else data[newline + 1 :]
+            self._tail = line[-(self._max_line + 32) :]
+        elif self._tail:
+            self._tail = b""
+        return self._take()
+
+    def _take(self) -> list[Event]:
+        events, self._events = self._events, []
+        return events
+
+    def _line_start_problem(self, data: bytes) -> ParseError | None:
+        """What llhttp lets through before and in a request line, and RFC 9112 does not."""
+        if not self._head_started and (self._cr_pending or data[:1] in (b"\r", b"\n")):
+            # RFC 9112 2.2: only empty lines (CRLF) may come before a request line; llhttp skips any CR or LF.
+            checked = b"\r" + data if self._cr_pending else data
+            rest = checked.lstrip(b"\r\n")
+            gap = checked[: len(checked) - len(rest)]
+            # A CR at the very end of a read may be the first half of a CRLF split across reads.
+            self._cr_pending = not rest and gap.endswith(b"\r")
+            if self._cr_pending:
+                gap = gap[:-1]
+            if gap.replace(b"\r\n", b""):
+                return ParseError(400, "bare CR or LF before the request line")
+        tail = self._tail + data if self._tail else data
+        if (b"RTSP/" in tail or b"ICE/" in tail) and _FOREIGN.search(tail) is not None:
+            return ParseError(400, "not an HTTP request line")
+        return None
+
+    def _feed(self, data: bytes) -> None:
+        if self._framing and self._line:
+            # Between chunks and in the trailer section, llhttp streams a line without limit. A line begun
+            # in an earlier piece ends at this piece's first LF: measured before llhttp acts on it.
+            first = data.find(b"\n")
+            if self._line + (len(data) if first == -1 else first) >= MAX_CHUNK_LINE:
+                self._fail(ParseError(400, "chunk-size line or trailer field too long"))
+                return
         if self._in_head:
             self._head_size += len(data)
         try:
@@ -85,8 +160,15 @@ class HttptoolsCodec:
         else:
             if self._in_head and self._head_size > self._max_head:
                 self._fail(ParseError(431, "request head too large"))
-        events, self._events = self._events, []
-        return events
+            elif self._framing:
+                # The bytes after the last LF are the line still being read (a line wholly inside one piece
+                # is at most _PIECE bytes, which the limit allows).
+                newline = data.rfind(b"\n")
+                self._line = self._line + len(data) if newline == -1 else len(data) - newline - 1
+                if self._line >= MAX_CHUNK_LINE:
+                    self._fail(ParseError(400, "chunk-size line or trailer field too long"))
+            else:
+                self._line = 0
 
     def next_cycle(self) -> list[Event]:
         self._unanswered -= 1
@@ -121,6 +203,8 @@ class HttptoolsCodec:
         self._head_fields_size = 0
         self._in_head = True
         self._head_started = True
+        self._chunked = self._fixed_body = self._framing = False
+        self._line = self._trailer_size = 0
 
     def on_url(self, url: bytes) -> None:
         self._url += url
@@ -128,20 +212,30 @@ class HttptoolsCodec:
             raise _Refuse(414, "request line too long")
 
     def on_header(self, name: bytes, value: bytes) -> None:
+        if not self._in_head:
+            # A trailer field (RFC 9112 7.1.2). Never merged into the request headers, which the app has
+            # already been given and trusts: a client could otherwise add, say, X-Forwarded-For or
+            # Authorization after the body, past any proxy that checked the head. Counted, then dropped.
+            self._trailer_size += len(name) + len(value) + 4
+            if self._trailer_size > MAX_TRAILER:
+                raise _Refuse(431, "trailer section too large")
+            return
         headers = self._headers
         lname = name.lower()
-        if lname == b"transfer-encoding" and value[-1:] == b"\t":
-            # llhttp refuses this only after on_headers_complete, when the head event is already out;
-            # refuse it here so no app ever sees the request.
-            raise _Refuse(400, "invalid Transfer-Encoding")
-        headers.append((lname, value.strip()))
         if lname in _NOTED:
-            # Remembered here so the head's completion skips two scans of every header for the usual
-            # request, which has neither.
+            # Remembered here so the head's completion skips scans of every header for the usual
+            # request, which has none of these.
             if lname == b"connection":
                 self._has_connection = True
-            else:
+            elif lname == b"expect":
                 self._has_expect = True
+            else:
+                if value[-1:] == b"\t":
+                    # llhttp refuses this only after on_headers_complete, when the head event is already
+                    # out; refuse it here so no app ever sees the request.
+                    raise _Refuse(400, "invalid Transfer-Encoding")
+                self._chunked = True
+        headers.append((lname, value.strip()))
         if len(headers) > self._max_fields:
             raise _Refuse(431, "too many header fields")
         # A head that arrives whole in one read is measured here (the feed-level count only sees heads
@@ -170,6 +264,10 @@ class HttptoolsCodec:
             problem = upgrade_body_problem(headers)
             if problem is not None:
                 raise _Refuse(problem.status, problem.reason)
+        if self._chunked:
+            self._framing = True
+        else:
+            self._fixed_body = True
         self._events.append(
             RequestHead(
                 method,
@@ -184,9 +282,14 @@ class HttptoolsCodec:
         )
 
     def on_body(self, body: bytes) -> None:
+        self._framing = False
         self._events.append(Body(body))
 
+    def on_chunk_complete(self) -> None:
+        self._framing = True
+
     def on_message_complete(self) -> None:
+        self._fixed_body = self._framing = False
         self._unanswered += 1
         self._in_head = True
         self._head_started = False

@@ -17,14 +17,13 @@ from hatchway._flow import WriteFlow
 from hatchway._http.cycle import HIGH_WATER, Cycle, plain_response
 from hatchway._http.events import Body, Codec, ParseError, RequestEnd, RequestHead
 from hatchway._logs import escape, logger
-from hatchway._proxy import TrustedProxies, apply_proxy_headers
+from hatchway._proxy import HEADER_NAMES, TrustedProxies, apply_proxy_headers
 
 if TYPE_CHECKING:
     from hatchway._config import Config
     from hatchway._state import ServerState
 
 _PIPELINE_MAX: Final = 64  # parsed-but-unanswered requests held before reading pauses
-_PROXY_HEADERS: Final = frozenset({b"x-forwarded-for", b"x-forwarded-proto", b"forwarded"})
 _TASK_NAME: Final = "hatchway.request"
 # How long a stopping server still waits for a request that has begun (or whose connection was just
 # accepted) before closing; keep-alive connections between requests are closed at once.
@@ -88,6 +87,8 @@ class HttpProtocol(asyncio.Protocol):
         self.loop = loop or asyncio.get_event_loop()
         self.codec = codec_factory()
         self.trusted = trusted
+        self.proxy_family = config.proxy_headers_family
+        self.proxy_names = HEADER_NAMES[self.proxy_family]
         self.root_path = config.root_path
         self.root_path_bytes = config.root_path.encode("ascii", "replace")
         self.transport: asyncio.Transport = None  # type: ignore[assignment]
@@ -447,14 +448,16 @@ class HttpProtocol(asyncio.Protocol):
         scheme = self.scheme
         if self.use_proxy:
             # The peer is trusted (decided once per connection); the headers matter only when present.
+            names = self.proxy_names
             for name, _ in head.headers:
-                if name in _PROXY_HEADERS:
+                if name in names:
                     scheme, client = apply_proxy_headers(
                         self.trusted,  # type: ignore[arg-type]
                         self.proxy_peer,
                         head.headers,
                         scheme,
                         client,
+                        self.proxy_family,
                     )
                     break
         return {
