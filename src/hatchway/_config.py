@@ -218,8 +218,8 @@ class Config:
     )
     proxy_headers: bool = option(
         True,
-        help="Enable/Disable X-Forwarded-Proto, X-Forwarded-For and Forwarded to populate url scheme and "
-        "remote address info.",
+        help="Enable/Disable X-Forwarded-Proto and X-Forwarded-For (or, with --proxy-headers-family "
+        "forwarded, the RFC 7239 Forwarded header) to populate url scheme and remote address info.",
         secondary="--no-proxy-headers",
     )
     proxy_headers_family: str = option(
