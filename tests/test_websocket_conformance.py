@@ -12,6 +12,7 @@ import contextlib
 import os
 import socket
 import struct
+import threading
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -235,8 +236,17 @@ CASES: dict[str, Case] = {
     "5.4 new message inside a fragmented one": Case(
         "fragments", [frame(TEXT, b"a", fin=False), frame(TEXT, b"b")], close=1002
     ),
+    # RFC 6455 5.4: control frames, Close among them, may come between fragments; the close is echoed.
     "5.5 close inside a fragmented message": Case(
-        "fragments", [frame(TEXT, b"a", fin=False), frame(CLOSE, close_payload(1000))], close=1002
+        "fragments", [frame(TEXT, b"a", fin=False), frame(CLOSE, close_payload(1000))], close=1000
+    ),
+    "5.5 close 1001 inside a fragmented binary message": Case(
+        "fragments",
+        [frame(BINARY, b"a", fin=False), frame(CONT, b"b", fin=False), frame(CLOSE, close_payload(1001))],
+        close=1001,
+    ),
+    "5.5 empty close inside a fragmented message": Case(
+        "fragments", [frame(TEXT, b"a", fin=False), frame(CLOSE)], replies=[(CLOSE, b"")]
     ),
     # 6. UTF-8
     "6.1 valid multi-byte text": Case(
@@ -359,6 +369,32 @@ COMPRESSED_CASES: dict[str, Case] = {
 }
 
 
+@pytest.mark.parametrize("extensions", ["", DEFLATE], ids=["plain", "deflate"])
+def test_close_between_fragments_reaches_the_app_as_a_clean_disconnect(extensions: str) -> None:
+    """RFC 6455 5.4: the Close is echoed, and the app gets the client's code, never the unfinished message."""
+    received: list[dict[str, Any]] = []
+    done = threading.Event()
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        await receive()
+        await send({"type": "websocket.accept"})
+        received.append(await receive())
+        done.set()
+
+    first = (
+        frame(TEXT, deflate(b"half a message"), rsv=4, fin=False)
+        if extensions
+        else frame(TEXT, b"a", fin=False)
+    )
+    with serve(app) as started, raw_connection(started) as sock:
+        client = RawClient(sock)
+        assert client.handshake(extra=extensions)[0] == 101
+        client.send(first, frame(CLOSE, close_payload(4001, b"bye")))
+        assert client.expect_close() == 4001
+        assert done.wait(5 * UNIT)
+    assert received == [{"type": "websocket.disconnect", "code": 4001, "reason": "bye"}]
+
+
 @pytest.mark.parametrize("name", _ids(COMPRESSED_CASES))
 def test_compressed_case(server: Server, name: str) -> None:
     case = COMPRESSED_CASES[name]
@@ -388,6 +424,27 @@ def test_handshake(http: str, method: str, extra_headers: str, status: int) -> N
         else:
             client.send(frame(CLOSE, close_payload(1000)))
             assert client.expect_close() == 1000
+
+
+@pytest.mark.parametrize("http", ["httptools", "h11"])
+@pytest.mark.parametrize("version", ["8", "14", "13.0"])
+def test_unsupported_version_is_426_with_the_version_spoken(http: str, version: str) -> None:
+    """RFC 6455 4.4: a version the server does not understand gets an error such as 426 Upgrade Required and
+    a Sec-WebSocket-Version header listing the versions it does."""
+    with serve(echo_app, http=http) as started, raw_connection(started) as sock:
+        sock.sendall(
+            b"GET / HTTP/1.1\r\nHost: t\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+            b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: "
+            + version.encode()
+            + b"\r\n\r\n"
+        )
+        client = RawClient(sock)
+        while client._fill():  # the whole refusal; the server closes after it
+            pass
+        head = client.buffer.split(b"\r\n\r\n", 1)[0].decode("latin-1").lower().split("\r\n")
+        assert head[0] == "http/1.1 426 upgrade required"
+        assert "sec-websocket-version: 13" in head[1:]
+        assert "upgrade: websocket" in head[1:]
 
 
 @pytest.mark.parametrize("http", ["httptools", "h11"])

@@ -17,17 +17,17 @@ import struct
 from typing import TYPE_CHECKING, Any
 
 from websockets.datastructures import Headers
-from websockets.exceptions import InvalidState
+from websockets.exceptions import InvalidHeaderValue, InvalidState
 from websockets.extensions.permessage_deflate import ServerPerMessageDeflateFactory
 from websockets.frames import Frame, Opcode
 from websockets.http11 import Request, Response
 from websockets.protocol import CONNECTING, OPEN
-from websockets.server import ServerProtocol
 
 from hatchway._errors import ClientDisconnected
 from hatchway._flow import WriteFlow
 from hatchway._logs import logger
 from hatchway._ws_asgi import MessageAssembler, Stage, WebSocketSession, default_header_pairs, http_response
+from hatchway._ws_server_protocol import ServerProtocol
 
 if TYPE_CHECKING:
     from hatchway._config import Config
@@ -88,6 +88,8 @@ def start_websocket(
     refusal = handshake_refusal(head)
     if refusal is None:
         response = ws.accept(handshake_request(head))
+        if response.status_code == 400 and unsupported_version(ws.handshake_exc):
+            response = upgrade_required(state)
     else:
         status, text = refusal
         response = http_response(status, default_header_pairs(state.default_headers()), text.encode())
@@ -124,6 +126,26 @@ def handshake_request(head: RequestHead) -> Request:
             target.decode("latin-1"), headers, method=head.method, protocol="HTTP/" + head.http_version
         )
     return Request(target.decode("latin-1"), headers)
+
+
+def unsupported_version(exc: Exception | None) -> bool:
+    """websockets refused the handshake for a ``Sec-WebSocket-Version`` other than 13 (present and single:
+    a missing or repeated header is a malformed request, which stays 400)."""
+    return isinstance(exc, InvalidHeaderValue) and exc.name == "Sec-WebSocket-Version"
+
+
+def upgrade_required(state: ServerState) -> Response:
+    """RFC 6455 4.4: a version the server does not speak gets ``426 Upgrade Required`` and the version it does
+    speak, so a client can retry with it (websockets answers a bare 400)."""
+    headers = default_header_pairs(state.default_headers())
+    headers += [
+        ("Content-Type", "text/plain; charset=utf-8"),
+        ("Sec-WebSocket-Version", "13"),
+        # RFC 9110 15.5.22 and 7.8: a 426 names the protocol to upgrade to, and Upgrade is a connection option.
+        ("Upgrade", "websocket"),
+        ("Connection", "Upgrade, close"),
+    ]
+    return http_response(426, headers, b"Unsupported WebSocket version: this server speaks version 13.\n")
 
 
 def handshake_refusal(head: RequestHead) -> tuple[int, str] | None:
