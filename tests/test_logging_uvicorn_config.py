@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 import json
+import os
 import re
 import sys
 from collections.abc import Callable
@@ -141,14 +142,14 @@ def test_a_uvicorn_log_config_keeps_hatchways_logs(
     kind: str, uvicorn_installed: bool, tmp_path: Path, cli: Callable[..., CliProcess]
 ) -> None:
     write_app(tmp_path, "app", APP)
-    env = {"PYTHONPATH": str(tmp_path)}
+    paths = [str(tmp_path), *filter(None, [os.environ.get("PYTHONPATH")])]
     if not uvicorn_installed:
         # A project that switched may have uninstalled uvicorn: its formatter classes must not be needed.
         blocker = tmp_path / "blocked" / "uvicorn"
         blocker.mkdir(parents=True)
         (blocker / "__init__.py").write_text("raise ImportError('uvicorn is not installed')\n")
-        env["PYTHONPATH"] = f"{blocker.parent}:{tmp_path}"
-    server = _start(kind, tmp_path, cli, env)
+        paths.insert(0, str(blocker.parent))
+    server = _start(kind, tmp_path, cli, {"PYTHONPATH": os.pathsep.join(paths)})
     url = server.wait_for(STARTUP).group(1)  # the start-up line, in uvicorn's shape, on stderr
     assert httpx.get(f"{url}/hello", timeout=5 * UNIT).status_code == 200
     server.wait_for(ACCESS)
