@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import ast
 import textwrap
+from pathlib import Path
 
 import pytest
 
-from hatchway._config import OPTION_NAMES
-from hatchway.checker import RULES, check_source
+from hatchway import ConfigError
+from hatchway._config import OPTION_NAMES, Config
+from hatchway.checker import RULES, check_paths, check_source
 from hatchway.checker._imports import ImportMap
 from hatchway.checker.flake8_plugin import Plugin
 
@@ -121,7 +123,194 @@ def test_flake8_plugin_runs_on_a_tree() -> None:
 
 
 def test_rules_registry_is_complete() -> None:
-    assert sorted(RULES) == [f"HW{n:03}" for n in range(1, 11)]
+    assert sorted(RULES) == [f"HW{n:03}" for n in range(1, 13)]
     for rule in RULES.values():
         assert rule.summary
         assert rule.template
+
+
+# -- issue 13 ------------------------------------------------------------------------------------------------
+
+
+def test_app_built_inside_a_function_with_reload_is_reported_for_hatchway_and_uvicorn() -> None:
+    # hatchway cannot find an import string for a function's local (ConfigError HW106 at run time).
+    local = """
+        import hatchway
+        from starlette.applications import Starlette
+
+        def main():
+            app = Starlette()
+            hatchway.run(app, reload=True)
+        """
+    assert codes(local) == ["HW011"]
+    assert codes(local.replace("reload=True", "workers=3")) == ["HW011"]
+    (finding,) = check_source(textwrap.dedent(local), "main.py")
+    assert "HW106" in finding.message
+    assert "built inside main() by `app = Starlette()`" in finding.message
+    assert 'the import string "main:app"' in finding.message
+    # Same for uvicorn, through HW001: also when the local is a def or class rather than an assignment.
+    nested_def = """
+        import uvicorn
+
+        def main():
+            async def app(scope, receive, send):
+                pass
+
+            uvicorn.run(app, reload=True)
+        """
+    assert codes(nested_def) == ["HW001"]
+    assert codes(nested_def.replace("uvicorn", "hatchway")) == ["HW011"]
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        "hatchway.run(app, reload=True)",  # the module-level app: hatchway finds "main:app"
+        "web = app\n    hatchway.run(web, reload=True)",  # an alias of it
+        "hatchway.run(param, reload=True)",  # a parameter may be the module-level app
+        "web = Starlette()\n    hatchway.run(web)",  # no reload, no workers
+        "global app\n    app = Starlette()\n    hatchway.run(app, reload=True)",
+    ],
+)
+def test_apps_hatchway_can_find_are_not_reported(body: str) -> None:
+    source = (
+        "import hatchway\nfrom starlette.applications import Starlette\n\napp = Starlette()\n\n"
+        f"def main(param):\n    {body}\n"
+    )
+    assert codes(source) == []
+
+
+def _project(tmp_path: Path, main: str) -> Path:
+    (tmp_path / "pyproject.toml").write_text("[project]\nname = 'demo'\n")
+    (tmp_path / "main.py").write_text(textwrap.dedent(main))
+    return tmp_path / "main.py"
+
+
+def test_import_string_of_a_module_neither_in_the_project_nor_installed(tmp_path: Path) -> None:
+    path = _project(tmp_path, 'import hatchway\n\nhatchway.run("no_such_module_13:app")\n')
+    (finding,) = check_paths([path]).findings
+    assert finding.code == "HW004"
+    assert "there is no module 'no_such_module_13' in the project" in finding.message
+    assert "none is installed in this environment" in finding.message
+    # A dotted string whose top-level package is missing: the same, and no parent package is imported.
+    path.write_text('import hatchway\n\nhatchway.run("no_such_module_13.web:app")\n')
+    assert [f.code for f in check_paths([path]).findings] == ["HW004"]
+
+
+@pytest.mark.parametrize(
+    ("main", "elsewhere"),
+    [
+        ('import hatchway\n\nhatchway.run("json:loads")\n', None),  # the standard library
+        ('import hatchway\n\nhatchway.run("hatchway.demo:app")\n', None),  # installed
+        ('import hatchway\n\nhatchway.run("web.app:app")\n', "deploy/web/app.py"),  # elsewhere in the project
+        # This environment is not the project's (its own import is missing): "not installed" proves nothing.
+        ('import hatchway\nimport dependency_not_here_13\n\nhatchway.run("other_dep_13:app")\n', None),
+    ],
+)
+def test_modules_that_may_exist_at_run_time_are_not_reported(
+    tmp_path: Path, main: str, elsewhere: str | None
+) -> None:
+    path = _project(tmp_path, main)
+    if elsewhere is not None:
+        (tmp_path / elsewhere).parent.mkdir(parents=True)
+        (tmp_path / elsewhere).write_text("app = object()\n")
+    assert check_paths([path]).findings == []
+
+
+# Values next to the option they are given to; HW012 must agree with Config on every one of them.
+_VALUES = [
+    ("workers", 0),
+    ("workers", -1),
+    ("workers", 4),
+    ("port", -5),
+    ("port", 70000),
+    ("port", 0),
+    ("port", "8000"),
+    ("lifespan", "yes"),
+    ("lifespan", "on"),
+    ("http", "zttp"),
+    ("http", "h11"),
+    ("log_level", "DEBUG"),
+    ("log_level", "verbose"),
+    ("timeout_keep_alive", -1),
+    ("backlog", 0),
+    ("limit_concurrency", None),
+    ("limit_concurrency", 0),
+    ("reload", "yes"),
+    ("ws_max_size", 0),
+]
+
+
+@pytest.mark.parametrize(("name", "value"), _VALUES)
+def test_option_values_are_judged_as_config_judges_them(name: str, value: object) -> None:
+    try:
+        Config("main:app", **{name: value})
+    except ConfigError as exc:
+        refused = any(p.option == name for p in exc.problems)
+    else:
+        refused = False
+    direct = f"import hatchway\napp = 1\nhatchway.run('main:app', {name}={value!r})\n"
+    through_dict = (
+        f"import hatchway\napp = 1\noptions = {{{name!r}: {value!r}}}\nhatchway.run('main:app', **options)\n"
+    )
+    assert ("HW012" in codes(direct)) == refused
+    assert ("HW012" in codes(through_dict)) == refused
+
+
+def test_option_value_message_says_what_was_expected_and_got() -> None:
+    (finding,) = check_source("import hatchway\napp = 1\nhatchway.run('main:app', workers=0)\n", "main.py")
+    assert finding.code == "HW012"
+    assert "workers=0" in finding.message
+    assert "expected a whole number at least 1, got 0" in finding.message
+    assert "ConfigError (HW101)" in finding.message
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        # uvicorn does not check values: workers=0 runs one process.
+        "import uvicorn\nuvicorn.run('main:app', workers=0)\napp = 1\n",
+        # The dict may have changed before the call: not looked into.
+        "import hatchway\napp = 1\nopts = {'workers': 0}\nopts['workers'] = 2\nhatchway.run('main:app', **opts)\n",
+        "import hatchway\napp = 1\nopts = {'workers': 0}\nopts.update(w)\nhatchway.run('main:app', **opts)\n",
+        "import hatchway\napp = 1\ndef f(opts):\n    hatchway.run('main:app', **opts)\n",
+        # Not a literal; and a key file whose existence depends on where the server starts.
+        "import hatchway\napp = 1\nhatchway.run('main:app', workers=n, ssl_keyfile='k.pem', ssl_certfile='c.pem')\n",
+    ],
+)
+def test_values_that_cannot_be_known_are_not_judged(source: str) -> None:
+    assert codes(source) == []
+
+
+def test_literal_dict_options_reach_every_rule() -> None:
+    source = """
+        import uvicorn
+
+        def main():
+            options = {"reload": True, "workers": 4, "relaod": 1}
+            uvicorn.run("main:app", **options)
+
+        app = 1
+        """
+    found = check_source(textwrap.dedent(source), "main.py")
+    assert sorted((f.line, f.code) for f in found) == [(5, "HW002"), (5, "HW010")]
+
+
+def test_reload_with_workers_says_what_uvicorn_really_does() -> None:
+    source = 'import uvicorn\nuvicorn.run("main:app", reload=True, workers=4)\napp = 1\n'
+    (finding,) = [f for f in check_source(source, "main.py") if f.code == "HW002"]
+    assert "silently" not in finding.message
+    assert "runs a single process" in finding.message
+    quoted = '"workers" flag is ignored when reloading is enabled.'
+    assert quoted in finding.message
+    uvicorn_config = pytest.importorskip("uvicorn.config")
+    # The log line quoted is the one uvicorn's Config really emits.
+    assert quoted in Path(uvicorn_config.__file__).read_text()
+
+
+def test_docs_say_what_uvicorn_does_with_reload_and_workers() -> None:
+    docs = Path(__file__).parent.parent / "docs"
+    for page in ("errors.md", "reload-and-workers.md", "rules/HW002.md"):
+        text = " ".join((docs / page).read_text().split())
+        assert "silently ignores" not in text, page
+        assert '"workers" flag is ignored when reloading is enabled.' in text, page

@@ -150,3 +150,48 @@ def test_list_rules(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["--list-rules"]) == 0
     out = capsys.readouterr().out
     assert all(code in out for code in RULES)
+
+
+# HW009 (a warning) on code that works under uvicorn, as found in issue 13.
+WARNING_ONLY = """import uvicorn
+
+
+def port_of(server: uvicorn.Server) -> int:
+    return server.servers[0].sockets[0].getsockname()[1]
+"""
+
+
+def test_warnings_are_reported_but_exit_0(tmp_path: Path) -> None:
+    (tmp_path / "harness.py").write_text(WARNING_ONLY)
+    done = _cli(cwd=tmp_path)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "./harness.py:5:12: HW009 " in done.stdout
+    assert "Found 1 finding (0 errors, 1 warning) in 1 file." in done.stdout
+    assert "--fail-on warning" in done.stdout
+    github = _cli("--format", "github", cwd=tmp_path)
+    assert github.returncode == 0
+    assert github.stdout.startswith("::warning file=./harness.py,line=5,")
+
+
+def test_fail_on_warning_makes_warnings_fail(tmp_path: Path) -> None:
+    (tmp_path / "harness.py").write_text(WARNING_ONLY)
+    done = _cli("--fail-on", "warning", cwd=tmp_path)
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "HW009" in done.stdout
+    assert "to make them fail" not in done.stdout  # the hint is for runs where warnings pass
+    assert _cli("--fail-on", "warning", "--ignore", "HW009", cwd=tmp_path).returncode == 0
+    assert _cli("--fail-on", "note", cwd=tmp_path).returncode == 2
+
+
+def test_an_error_next_to_a_warning_fails(project: Path) -> None:
+    (project / "harness.py").write_text(WARNING_ONLY)
+    done = _cli(cwd=project)
+    assert done.returncode == 1
+    assert "(2 errors, 1 warning)" in done.stdout
+
+
+def test_list_rules_shows_severities(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--list-rules"]) == 0
+    out = capsys.readouterr().out
+    assert "HW009  warning " in out
+    assert "HW001  error " in out

@@ -18,6 +18,13 @@ def main_with_local_app():
     uvicorn.run(local_app, reload=True)  # error: HW001
 
 
+def main_with_local_def():
+    async def local_app(scope, receive, send):
+        pass
+
+    uvicorn.run(local_app, workers=2)  # error: HW001
+
+
 if __name__ == "__main__":
     uvicorn.run(app, reload=True)  # error: HW001
     u.run(app, workers=4)  # error: HW001

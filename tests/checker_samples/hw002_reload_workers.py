@@ -21,6 +21,12 @@ if __name__ == "__main__":
         workers=2,  # error: HW002
     )
 
+    options = {
+        "reload": True,
+        "workers": 4,  # error: HW002
+    }
+    uvicorn.run("hw002_reload_workers:app", **options)
+
     # Compliant: one or the other, one worker, or a reload decided at run time.
     uvicorn.run("hw002_reload_workers:app", reload=True)
     uvicorn.run("hw002_reload_workers:app", workers=4)

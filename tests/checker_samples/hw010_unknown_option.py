@@ -15,6 +15,7 @@ if __name__ == "__main__":
         "hw010_unknown_option:app",
         log_levle="debug",  # error: HW010
     )
+    hatchway.run("hw010_unknown_option:app", **{"wokers": 2})  # error: HW010
 
     # Compliant: known options, uvicorn's old debug in uvicorn code, hatchway-only options in hatchway code.
     uvicorn.run("hw010_unknown_option:app", host="0.0.0.0", port=8000, **extra)

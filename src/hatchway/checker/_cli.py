@@ -5,12 +5,13 @@ from __future__ import annotations
 import argparse
 import sys
 
-from hatchway.checker._model import RULES
+from hatchway.checker._model import RULES, SEVERITIES
 from hatchway.checker._output import FORMATS
 from hatchway.checker._runner import Selection, SelectionError, check_paths
 
 EPILOG = """\
-exit status: 0 no findings, 1 findings, 2 usage error or a file that does not parse.
+exit status: 0 no errors (warnings are reported but do not fail the run, unless --fail-on warning),
+1 errors (or warnings with --fail-on warning), 2 usage error or a file that does not parse.
 Suppress one line with `# noqa: HW001` (or a bare `# noqa`). Rules: docs/checker.md.
 """
 
@@ -35,6 +36,13 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--ignore", action="append", default=[], help="skip these codes or prefixes")
     parser.add_argument("--fix", action="store_true", help="rewrite what is safe to fix, report the rest")
     parser.add_argument(
+        "--fail-on",
+        choices=SEVERITIES,
+        default="error",
+        help="least severity that makes the exit status 1: error (default; warnings are only reported) or "
+        "warning (every finding fails)",
+    )
+    parser.add_argument(
         "--jobs",
         type=int,
         default=None,
@@ -58,11 +66,13 @@ def main(argv: list[str] | None = None) -> int:
         return exc.code if isinstance(exc.code, int) else 2
     if args.list_rules:
         for code, rule in sorted(RULES.items()):
-            sys.stdout.write(f"{code}  {rule.name:32} {rule.summary}\n")
+            sys.stdout.write(f"{code}  {rule.severity:8} {rule.name:32} {rule.summary}\n")
         return 0
     try:
         selection = Selection(_codes(args.select), _codes(args.ignore))
-        result = check_paths(args.paths, selection=selection, fix=args.fix, jobs=args.jobs)
+        result = check_paths(
+            args.paths, selection=selection, fix=args.fix, jobs=args.jobs, fail_on=args.fail_on
+        )
     except SelectionError as exc:
         sys.stderr.write(f"hatchway check: error: {exc}\n")
         return 2

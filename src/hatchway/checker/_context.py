@@ -16,6 +16,8 @@ from hatchway.checker._project import ModuleInfo, Project, module_info, own_node
 State = Literal["absent", "off", "on", "dynamic"]
 Function = ast.FunctionDef | ast.AsyncFunctionDef | ast.Lambda
 _UNSET = object()
+#: What ``literal`` returns for an expression that is not a literal.
+NOT_LITERAL = _UNSET
 
 
 @dataclass
@@ -24,10 +26,16 @@ class ServerCall:
 
     node: ast.Call
     ref: ApiRef
+    #: Options by name: the call's keywords, plus the entries of a literal dict passed as ``**options``
+    #: (see ``FileContext.expand_options``), whose keyword nodes are placed at the dict's key.
     keywords: dict[str, ast.keyword] = field(default_factory=dict)
+    #: Some options cannot be seen: a ``**options`` that is not a literal dict, or options passed by position.
+    hidden: bool = False
 
     def __post_init__(self) -> None:
         self.keywords = {k.arg: k for k in self.node.keywords if k.arg is not None}
+        # The first positional argument is the app (or the Server's config); more are options by position.
+        self.hidden = len(self.node.args) > 1 or any(isinstance(a, ast.Starred) for a in self.node.args)
 
     @property
     def app(self) -> ast.expr | None:
@@ -106,6 +114,8 @@ class FileContext:
                 self.whiles.append(parent)
             elif isinstance(parent, ast.Attribute):
                 self.attributes.append(parent)
+        for call in self.calls:
+            self.expand_options(call)
 
     # -- the module and the project ------------------------------------------------------------------
 
@@ -163,7 +173,7 @@ class FileContext:
         return False
 
     def bound_locally(self, name: str, func: Function) -> bool:
-        """Whether ``name`` is a parameter or assigned inside ``func`` (so not the module-level name)."""
+        """Whether ``name`` is a parameter, assigned, imported or defined inside ``func`` (so not the module-level name)."""
         args = func.args
         params = [*args.posonlyargs, *args.args, *args.kwonlyargs, args.vararg, args.kwarg]
         if any(p is not None and p.arg == name for p in params):
@@ -173,9 +183,70 @@ class FileContext:
                 return True
             if isinstance(node, (ast.Import, ast.ImportFrom)) and name in _simple_bindings(node):
                 return True
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)) and node.name == name:
+                return True  # a def or class inside the function binds its name there
         return False
 
     # -- servers and their configs --------------------------------------------------------------------
+
+    def expand_options(self, call: ServerCall) -> None:
+        """Add the entries of ``**{...}`` and of ``**options`` (a literal dict of the same scope) to the options.
+
+        ``options`` counts only when it is bound once, to a dict literal with string keys, in the scope of the
+        call (or at module level), and is used nowhere else than in ``**options``: then nothing can have
+        changed it. Anything else marks the call's options as partly hidden.
+        """
+        for kw in call.node.keywords:
+            if kw.arg is not None:
+                continue
+            found = self._literal_dict(kw.value, call.node)
+            if found is None:
+                call.hidden = True
+                continue
+            for key, value in zip(found.keys, found.values, strict=True):
+                assert isinstance(key, ast.Constant)
+                assert isinstance(key.value, str)
+                entry = ast.keyword(arg=key.value, value=value)
+                entry.lineno, entry.col_offset = key.lineno, key.col_offset
+                entry.end_lineno, entry.end_col_offset = value.end_lineno, value.end_col_offset
+                call.keywords.setdefault(key.value, entry)
+
+    def _literal_dict(self, expr: ast.expr, at: ast.AST) -> ast.Dict | None:
+        if isinstance(expr, ast.Name):
+            bound = self._only_binding(expr.id, at)
+            if bound is None:
+                return None
+            expr = bound
+        if not isinstance(expr, ast.Dict):
+            return None
+        if not all(isinstance(k, ast.Constant) and isinstance(k.value, str) for k in expr.keys):
+            return None  # a None key is a ``**other`` inside the dict
+        return expr
+
+    def _only_binding(self, name: str, at: ast.AST) -> ast.expr | None:
+        """The value of the single ``name = {...}`` of the scope ``at`` sees ``name`` in, if nothing else uses it."""
+        func = self.function_of(at)
+        scope: ast.AST = func if func is not None and self.bound_locally(name, func) else self.tree
+        bindings: list[ast.expr] = []
+        for node in ast.walk(scope):
+            if isinstance(node, (ast.Global, ast.Nonlocal)) and name in node.names:
+                return None
+            if not (isinstance(node, ast.Name) and node.id == name):
+                continue
+            parent = self.parents.get(node)
+            if isinstance(node.ctx, ast.Load) and isinstance(parent, ast.keyword) and parent.arg is None:
+                continue  # another ``**name``: reads it, changes nothing
+            if (
+                isinstance(node.ctx, ast.Store)
+                and isinstance(parent, (ast.Assign, ast.AnnAssign))
+                and parent.value is not None
+                and (parent.targets == [node] if isinstance(parent, ast.Assign) else parent.target is node)
+                and self.function_of(parent) is (None if scope is self.tree else scope)
+            ):
+                bindings.append(parent.value)
+                continue
+            return None  # any other use may change it (options["reload"] = True, options.update(...))
+        return bindings[0] if len(bindings) == 1 else None
 
     @cached_property
     def _server_inputs(self) -> tuple[set[int], set[str]]:

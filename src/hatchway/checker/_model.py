@@ -9,7 +9,10 @@ from typing import TYPE_CHECKING, Literal
 if TYPE_CHECKING:
     from hatchway.checker._context import FileContext
 
+#: "error": the code fails or misbehaves at run time, certainly; the run fails (exit 1). "warning": the code
+#: works but is fragile or does less than it seems; reported, and the run fails only with --fail-on warning.
 Severity = Literal["error", "warning"]
+SEVERITIES: tuple[Severity, ...] = ("error", "warning")
 #: Parse failures are reported like findings so every output format carries them, but they are not a
 #: rule: they cannot be selected, ignored or suppressed, and they make the exit status 2.
 PARSE_ERROR = "HW000"

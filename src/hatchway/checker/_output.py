@@ -24,7 +24,11 @@ def text(result: Result) -> str:
     if result.findings:
         codes = sorted({f.code for f in result.findings if f.code != PARSE_ERROR})
         count = len(result.findings)
-        lines.append(f"Found {count} finding{'s' * (count != 1)} in {_files(result.files)}.")
+        warnings = sum(f.severity == "warning" for f in result.findings)
+        kinds = f" ({_count(count - warnings, 'error')}, {_count(warnings, 'warning')})" if warnings else ""
+        lines.append(f"Found {count} finding{'s' * (count != 1)}{kinds} in {_files(result.files)}.")
+        if warnings and result.fail_on == "error":
+            lines.append("Warnings do not fail the check; pass --fail-on warning to make them fail.")
         fixable = sum(f.fixable for f in result.findings)
         if fixable:
             lines.append(f"{fixable} fixable with --fix.")
@@ -36,7 +40,11 @@ def text(result: Result) -> str:
 
 
 def _files(count: int) -> str:
-    return f"{count} file{'s' * (count != 1)}"
+    return _count(count, "file")
+
+
+def _count(count: int, noun: str) -> str:
+    return f"{count} {noun}{'s' * (count != 1)}"
 
 
 def as_json(result: Result) -> str:

@@ -12,6 +12,29 @@ from hatchway._errors import closest
 
 _EXTENSION_SUFFIXES = (".so", ".pyd")
 _PROJECT_MARKERS = ("pyproject.toml", "setup.py", "setup.cfg", ".git")
+#: Directories that are never the project's own code (ruff's defaults plus installed-package trees); besides
+#: these, any name starting with "." and any directory holding a pyvenv.cfg (a virtualenv) is skipped.
+SKIP_DIRS = frozenset(
+    {
+        "__pycache__",
+        "__pypackages__",
+        "_build",
+        "buck-out",
+        "build",
+        "dist",
+        "dist-packages",
+        "node_modules",
+        "site-packages",
+        "venv",
+    }
+)
+
+
+def skipped_dir(parent: str, name: str) -> bool:
+    """Whether the directory ``parent/name`` is skipped while walking a tree."""
+    if name.startswith(".") or name in SKIP_DIRS:
+        return True
+    return os.path.exists(os.path.join(parent, name, "pyvenv.cfg"))  # a virtualenv by another name
 
 
 @dataclass(frozen=True)
@@ -135,6 +158,7 @@ class Project:
         self._roots: dict[Path, Path] = {}
         self._infos: dict[Path, ModuleInfo | None] = {}
         self._tops: dict[Path, Path | None] = {}
+        self._everywhere: dict[Path, frozenset[str]] = {}
 
     def package_root(self, directory: Path) -> Path:
         """The first ancestor (or ``directory`` itself) that is not a package: where imports start from."""
@@ -181,6 +205,23 @@ class Project:
             else:
                 self._infos[path] = module_info(tree)
         return self._infos[path]
+
+    def names_anywhere(self, top: Path) -> frozenset[str]:
+        """Every module and package name anywhere under the project directory ``top`` (skipped dirs aside).
+
+        A name found here may be importable when the server runs from another directory than the one the
+        checker guesses, so it is never reported as missing from the project. Walked once per ``top``.
+        """
+        if top not in self._everywhere:
+            names: set[str] = set()
+            for dirpath, dirnames, filenames in os.walk(top):
+                dirnames[:] = [d for d in dirnames if not skipped_dir(dirpath, d)]
+                names.update(d for d in dirnames if d.isidentifier())
+                names.update(
+                    f.partition(".")[0] for f in filenames if f.endswith((".py", *_EXTENSION_SUFFIXES))
+                )
+            self._everywhere[top] = frozenset(names)
+        return self._everywhere[top]
 
     def resolve(self, module: str, bases: list[Path]) -> Resolution:
         """Look ``module`` up in each base directory, the way ``sys.path`` entries are searched."""

@@ -18,25 +18,12 @@ from hatchway.checker import rules as _rules  # noqa: F401  (registers every rul
 from hatchway.checker._context import FileContext
 from hatchway.checker._fix import apply_fixes
 from hatchway.checker._imports import ImportMap
-from hatchway.checker._model import PARSE_ERROR, RULES, Finding
-from hatchway.checker._project import Project
+from hatchway.checker._model import PARSE_ERROR, RULES, Finding, Severity
+from hatchway.checker._project import SKIP_DIRS as SKIP_DIRS  # where it always was
+from hatchway.checker._project import Project, skipped_dir
 
-#: Directories not entered while walking (ruff's defaults plus installed-package trees). A directory
-#: named on the command line is always checked, so ``hatchway check .venv/lib/.../site-packages`` works.
-SKIP_DIRS = frozenset(
-    {
-        "__pycache__",
-        "__pypackages__",
-        "_build",
-        "buck-out",
-        "build",
-        "dist",
-        "dist-packages",
-        "node_modules",
-        "site-packages",
-        "venv",
-    }
-)
+# Directories not entered while walking: SKIP_DIRS and skipped_dir() in _project. A directory named on the
+# command line is always checked, so ``hatchway check .venv/lib/.../site-packages`` works.
 _NOQA = re.compile(r"#\s*noqa(?::\s*(?P<codes>[A-Z]+[0-9]+(?:[\s,]+[A-Z]+[0-9]+)*))?", re.IGNORECASE)
 # Files mentioning neither name cannot import them; the rules are skipped but the file is still parsed.
 _NEEDLES = ("uvicorn", "hatchway")
@@ -69,21 +56,33 @@ class Selection:
 
 @dataclass
 class Result:
-    """What a run found; ``findings`` are sorted and already filtered by selection and noqa."""
+    """What a run found; ``findings`` are sorted and already filtered by selection and noqa.
+
+    ``fail_on`` is the least severity that makes the run fail: "error" (the default: warnings are reported
+    but exit 0, as in ESLint or mypy's notes) or "warning" (every finding fails, as in ruff and flake8).
+    """
 
     findings: list[Finding] = field(default_factory=list)
     files: int = 0
     fixed: list[Finding] = field(default_factory=list)
+    fail_on: Severity = "error"
 
     @property
     def parse_errors(self) -> int:
         return sum(f.code == PARSE_ERROR for f in self.findings)
 
     @property
+    def failing(self) -> list[Finding]:
+        """The findings that make the run fail under ``fail_on``."""
+        if self.fail_on == "warning":
+            return list(self.findings)
+        return [f for f in self.findings if f.severity == "error"]
+
+    @property
     def exit_code(self) -> int:
         if self.parse_errors:
             return 2
-        return 1 if self.findings else 0
+        return 1 if self.failing else 0
 
 
 def check_tree(
@@ -121,6 +120,7 @@ def check_paths(
     selection: Selection | None = None,
     fix: bool = False,
     jobs: int | None = None,
+    fail_on: Severity = "error",
 ) -> Result:
     """Check every Python file under ``paths``; with ``fix``, rewrite what is safe and report what is left.
 
@@ -129,7 +129,7 @@ def check_paths(
     """
     selection = selection or Selection()
     files = list(discover(paths))
-    result = Result(files=len(files))
+    result = Result(files=len(files), fail_on=fail_on)
     workers = jobs if jobs is not None else (os.cpu_count() or 1) if len(files) >= PARALLEL_FROM else 1
     work = functools.partial(_check_file, selection=selection, fix=fix)
     if workers > 1 and len(files) > 1:
@@ -178,16 +178,10 @@ def discover(paths: Iterable[str | os.PathLike[str]]) -> Iterator[str]:
             yield root
             continue
         for dirpath, dirnames, filenames in os.walk(root):
-            dirnames[:] = sorted(d for d in dirnames if not _skipped(dirpath, d))
+            dirnames[:] = sorted(d for d in dirnames if not skipped_dir(dirpath, d))
             for name in sorted(filenames):
                 if name.endswith(".py"):
                     yield os.path.join(dirpath, name)
-
-
-def _skipped(parent: str, name: str) -> bool:
-    if name.startswith(".") or name in SKIP_DIRS:
-        return True
-    return os.path.exists(os.path.join(parent, name, "pyvenv.cfg"))  # a virtualenv by another name
 
 
 def _read(path: str) -> tuple[str, str] | Finding:

@@ -13,6 +13,8 @@ from hatchway.checker.rules import (
     hw008_busy_wait,
     hw009_internals,
     hw010_unknown_option,
+    hw011_local_app,
+    hw012_option_value,
 )
 
 __all__ = [
@@ -26,4 +28,6 @@ __all__ = [
     "hw008_busy_wait",
     "hw009_internals",
     "hw010_unknown_option",
+    "hw011_local_app",
+    "hw012_option_value",
 ]

@@ -93,7 +93,9 @@ def app_kind(ctx: FileContext, expr: ast.expr, anchor: ast.AST, depth: int = 0) 
 def _local_kind(ctx: FileContext, name: str, func: ast.AST, depth: int) -> AppKind:
     kinds: set[AppKind] = set()
     for node in own_nodes(func):
-        if isinstance(node, ast.Assign) and any(
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)) and node.name == name:
+            kinds.add("object")  # a def or class inside the function: an app (or factory) by construction
+        elif isinstance(node, ast.Assign) and any(
             isinstance(t, ast.Name) and t.id == name for t in node.targets
         ):
             kinds.add(app_kind(ctx, node.value, node, depth + 1))

@@ -10,7 +10,8 @@ from hatchway.checker._model import Finding, rule
 from hatchway.checker.rules._common import label, option_calls
 
 _CONSEQUENCE = {
-    "uvicorn": "uvicorn silently ignores workers",
+    "uvicorn": 'uvicorn ignores workers: it runs a single process and only logs `"workers" flag is ignored '
+    "when reloading is enabled.` as a warning",
     "hatchway": "hatchway refuses to start with a configuration error",
 }
 

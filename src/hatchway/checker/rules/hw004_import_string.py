@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import functools
 import importlib.util
 import sys
 from collections.abc import Iterator
@@ -56,6 +57,9 @@ def bases(ctx: FileContext, call: ServerCall) -> list[Path]:
 
 
 def resolve_info(ctx: FileContext, call: ServerCall, module: str) -> tuple[Resolution, ModuleInfo | None]:
+    if module == ctx.module_name and not ctx.file.exists():
+        # check_source() on text that lives at no real path: the module it names as itself is this text.
+        return Resolution("found", path=ctx.file.absolute()), ctx.info
     res = ctx.project.resolve(module, bases(ctx, call))
     if res.status != "found" or res.path is None:
         return res, None
@@ -83,13 +87,67 @@ def _problem(ctx: FileContext, call: ServerCall, string: str) -> tuple[str, str]
     if res.status == "missing" and (res.certain or res.suggestion):
         hint = f"did you mean {res.suggestion!r}?" if res.suggestion else "check the module path"
         return f"there is no module {res.missing!r} in the project", hint
-    if res.status == "absent" and res.suggestion and not _importable(parts[0]):
-        return f"there is no module {parts[0]!r} here or installed", f"did you mean {res.suggestion!r}?"
+    if res.status == "absent" and not _importable(parts[0]) and not _elsewhere_in_project(ctx, parts[0]):
+        if res.suggestion:
+            return f"there is no module {parts[0]!r} here or installed", f"did you mean {res.suggestion!r}?"
+        return _absent(ctx, call, parts[0])
     return None
 
 
+def _elsewhere_in_project(ctx: FileContext, top: str) -> bool:
+    """Whether a module or package ``top`` exists anywhere under the project's top directory.
+
+    The server may be started from another directory than the ones ``bases`` guesses, so such a name is
+    never reported missing.
+    """
+    project_top = ctx.project.top(ctx.file.absolute().parent)
+    return project_top is not None and top in ctx.project.names_anywhere(project_top)
+
+
+def _absent(ctx: FileContext, call: ServerCall, top: str) -> tuple[str, str] | None:
+    """A module found neither in the project nor in this environment, when both answers can be trusted.
+
+    "Not installed" is trusted only when the file's own imports are installed here; otherwise the checker
+    runs where the project's dependencies are not (a pre-commit environment), and a missing module may just
+    be one of them.
+    """
+    if not _environment_matches(ctx, call):
+        return None
+    here = ctx.file.absolute().parent
+    where = ctx.project.top(here) or here
+    return (
+        f"there is no module {top!r} in the project (nothing by that name under {str(where)!r}) and none is "
+        f"installed in this environment ({sys.prefix})",
+        "check the spelling; if the module lives in a directory the server is started from, pass app_dir= "
+        "with that directory; if it is a package, add it to the project's dependencies and install it",
+    )
+
+
+def _environment_matches(ctx: FileContext, call: ServerCall) -> bool:
+    """Whether every module the file imports at its top level is the project's, the stdlib's or installed."""
+    for node in ctx.tree.body:
+        if isinstance(node, ast.Import):
+            tops = [alias.name.partition(".")[0] for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            tops = [node.module.partition(".")[0]]
+        else:
+            continue  # imports under try/if (optional or type-checking ones) say nothing about the environment
+        for top in tops:
+            if top == "__future__" or _importable(top):
+                continue
+            if ctx.project.resolve(top, bases(ctx, call)).status != "absent":
+                continue
+            return False
+    return True
+
+
+@functools.lru_cache(maxsize=1024)
 def _importable(top: str) -> bool:
-    """Whether ``top`` exists outside the project (stdlib or installed); when unsure, say it does."""
+    """Whether the top-level module ``top`` exists outside the project (stdlib or installed); unsure: yes.
+
+    find_spec on a top-level name only asks the finders, it imports and runs nothing; a dotted name would
+    import its parent packages, so only the first part is ever looked up.
+    """
     if top in sys.stdlib_module_names or top in sys.builtin_module_names:
         return True
     try:
