@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import os
 import shutil
 import sys
 import textwrap
@@ -173,6 +174,31 @@ def test_import_errors_name_what_is_missing(tmp_path: Path, monkeypatch: pytest.
     with pytest.raises(AppImportError, match="Did you mean present:app") as info:
         import_from_string("present:ap")
     assert info.value.code == "HW202"
+
+
+def test_a_package_in_the_current_directory_is_found_as_the_cli_would(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # ``python pkg/server.py``: sys.path[0] is pkg/, and the current directory (which holds pkg/) is not on it.
+    package = tmp_path / "cwd_pkg_hw13"
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    (package / "server.py").write_text("app = 'found'\n")
+    monkeypatch.chdir(tmp_path)
+    cwd = str(tmp_path)
+    kept = [p for p in sys.path if p and os.path.abspath(p) != cwd]
+    monkeypatch.setattr(sys, "path", [str(package), *kept])
+    monkeypatch.delitem(sys.modules, "cwd_pkg_hw13", raising=False)
+    monkeypatch.delitem(sys.modules, "cwd_pkg_hw13.server", raising=False)
+    with pytest.raises(AppImportError, match="Could not import module 'no_pkg_hw13'"):
+        import_from_string("no_pkg_hw13.server:app")
+    assert cwd not in sys.path  # not found there either: sys.path is left as it was
+    try:
+        assert import_from_string("cwd_pkg_hw13.server:app") == "found"
+        assert sys.path[0] == cwd  # found there: it stays, as the module's own imports need it
+    finally:
+        sys.modules.pop("cwd_pkg_hw13.server", None)
+        sys.modules.pop("cwd_pkg_hw13", None)
 
 
 def test_nested_run_during_an_app_import_returns_at_once(

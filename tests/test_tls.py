@@ -9,7 +9,7 @@ from typing import Any
 import httpx
 import pytest
 
-from hatchway import Config, Server, StartupError
+from hatchway import Config, ConfigError, Server, StartupError
 from tests.conftest import Certificates
 from tests.utils import UNIT, serve_in_thread
 
@@ -49,9 +49,10 @@ def test_encrypted_key_with_password(certificates: Certificates) -> None:
         httpx.Client(verify=certificates.client_context(), timeout=5 * UNIT) as client,
     ):
         assert client.get(server.url or "").text == "https"
-    with pytest.raises(StartupError, match="TLS certificate or key") as info:
+    with pytest.raises(StartupError, match="Could not load the TLS certificate") as info:
         Server(Config(scheme, port=0, log_config=None, ssl_keyfile_password="wrong", **options)).run()
     assert info.value.code == "HW305"
+    assert str(encrypted) in str(info.value)
 
 
 def test_client_certificates_required(certificates: Certificates) -> None:
@@ -111,8 +112,11 @@ def test_ssl_context_factory_may_build_its_own_context(certificates: Certificate
 @pytest.mark.parametrize(
     ("options", "message"),
     [
-        ({"ssl_certfile": "/nonexistent/cert.pem"}, "Could not load the TLS certificate"),
-        ({"ssl_certfile": "/nonexistent/cert.pem", "ssl_version": 999}, "ssl_version=999 is not a protocol"),
+        ({"ssl_certfile": "{certfile}", "ssl_version": 999}, "ssl_version=999 is not a protocol"),
+        (
+            {"ssl_certfile": "{certfile}", "ssl_keyfile": "{ca_certfile}"},
+            "Could not load the TLS certificate",
+        ),
         ({"ssl_context_factory": lambda config, default: "not a context"}, "must return an ssl.SSLContext"),
         ({"ssl_context_factory": lambda config, default: default()}, "needs ssl_certfile"),
         (
@@ -121,7 +125,11 @@ def test_ssl_context_factory_may_build_its_own_context(certificates: Certificate
         ),
     ],
 )
-def test_tls_setup_failures_are_startup_errors(options: dict[str, Any], message: str) -> None:
+def test_tls_setup_failures_are_startup_errors(
+    certificates: Certificates, options: dict[str, Any], message: str
+) -> None:
+    files = {"certfile": certificates.certfile, "ca_certfile": certificates.ca_certfile}
+    options = {k: v.format(**files) if isinstance(v, str) else v for k, v in options.items()}
     server = Server(Config(scheme, port=0, log_config=None, **options))
     with pytest.raises(StartupError, match=message) as info:
         server.run()
@@ -138,6 +146,76 @@ def test_bad_ciphers_are_a_startup_error(certificates: Certificates) -> None:
         ssl_keyfile=certificates.keyfile,
         ssl_ciphers="NO-SUCH-CIPHER",
     )
-    with pytest.raises(StartupError, match="TLS") as info:
+    with pytest.raises(StartupError, match="ssl_ciphers='NO-SUCH-CIPHER'") as info:
         Server(config).run()
-    assert isinstance(info.value.__cause__, ssl.SSLError)
+    assert info.value.code == "HW305"
+    # OpenSSL's own error is in the message; Server.run() keeps no cause of hatchway's own making.
+    assert info.value.__cause__ is None
+    assert "No cipher can be selected" in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("option", "kind"),
+    [
+        ("ssl_certfile", "a certificate file"),
+        ("ssl_keyfile", "a private key file"),
+        ("ssl_ca_certs", "a file of CA certificates"),
+    ],
+)
+def test_a_missing_tls_file_is_a_config_error_naming_it(
+    certificates: Certificates, tmp_path: Path, option: str, kind: str
+) -> None:
+    # Checked when the Config is built: nothing is imported, bound or started with a wrong path.
+    options: dict[str, Any] = {"ssl_certfile": certificates.certfile, "ssl_keyfile": certificates.keyfile}
+    missing = tmp_path / "nowhere" / "file.pem"
+    options[option] = str(missing)
+    with pytest.raises(ConfigError) as info:
+        Config(scheme, **options)
+    assert info.value.options == [option]
+    assert info.value.code == "HW101"
+    message = str(info.value)
+    assert f"{option}: expected {kind} (PEM), got {str(missing)!r}, which does not exist" in message
+    assert "check the path" in message
+
+
+def test_a_directory_as_a_tls_file_is_a_config_error(certificates: Certificates) -> None:
+    with pytest.raises(
+        ConfigError, match=r"ssl_certfile: expected a certificate file .* which is not a file"
+    ):
+        Config(scheme, ssl_certfile=str(certificates.directory), ssl_keyfile=certificates.keyfile)
+
+
+def test_a_wrong_key_is_reported_before_the_app_starts(certificates: Certificates, tmp_path: Path) -> None:
+    # A key that belongs to another certificate: only OpenSSL can tell, so the server checks it when it
+    # starts, before the app is imported or its lifespan start-up runs (which may migrate, connect, ...).
+    other = certificates.ca.issue_cert("other.example")
+    wrong_key = tmp_path / "other.key"
+    other.private_key_pem.write_to_path(str(wrong_key))
+    started: list[str] = []
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        assert scope["type"] == "lifespan"
+        await receive()
+        started.append("lifespan start-up ran")
+        await send({"type": "lifespan.startup.complete"})
+        await receive()
+        await send({"type": "lifespan.shutdown.complete"})
+
+    server = Server(
+        Config(
+            app,
+            port=0,
+            log_config=None,
+            lifespan="on",
+            ssl_certfile=certificates.certfile,
+            ssl_keyfile=str(wrong_key),
+        )
+    )
+    with pytest.raises(StartupError) as info:
+        server.run()
+    assert info.value.code == "HW305"
+    assert started == []
+    message = str(info.value)
+    assert f"the TLS certificate {certificates.certfile!r} with the key {str(wrong_key)!r}" in message
+    assert "the key belonging to the certificate" in message
+    assert not server.started

@@ -405,9 +405,17 @@ class Config:
         return Config(**values)
 
     def bind_socket(self) -> socket.socket:
-        """Bind the listening socket this Config describes; raises ``BindError`` (never exits)."""
-        from hatchway._sockets import bind_socket
+        """Bind the listening socket this Config describes; raises ``BindError`` (never exits).
 
+        While a server in this process serves this Config, the socket it describes already exists: a
+        duplicate of the listening socket is returned (``getsockname()`` gives the real address, also with
+        ``port=0``) rather than a second socket that nobody serves. ``Server.url`` says the same more simply.
+        """
+        from hatchway._sockets import bind_socket, serving_socket
+
+        listening = serving_socket(self)
+        if listening is not None:
+            return listening.dup()
         return bind_socket(self)
 
     def get_loop_factory(self) -> Callable[[], Any] | None:

@@ -22,6 +22,7 @@ from hatchway._config import (
     _web_concurrency,
 )
 from hatchway._errors import Problem, closest
+from hatchway._importer import explain_import_string
 
 Check = Callable[[Config], list[Problem]]
 
@@ -94,6 +95,31 @@ def _check_app(config: Config) -> list[Problem]:
     return []
 
 
+def _check_main_in_children(config: Config) -> list[Problem]:
+    # "__main__:app" with reload or workers: a child imports the calling script by its real name; code with
+    # no file (python -c, a notebook) has none, and a child would wait forever for changes to a file that
+    # does not exist. The same rule as for app objects (HW106), checked before anything starts.
+    app = config.app
+    if not (isinstance(app, str) and app.partition(":")[0] == "__main__"):
+        return []
+    workers = config.workers if _is_int(config.workers) else _web_concurrency()
+    if not (config.reload is True or (workers is not None and workers > 1)):
+        return []
+    found = explain_import_string(app)
+    if found.import_string is not None:
+        return []
+    mode = "reload=True" if config.reload is True else f"workers={workers}"
+    return [
+        Problem(
+            "app",
+            f"{mode} starts new processes, which must import the app by name, but {app!r} refers to "
+            f"__main__: {found.reason}",
+            "HW106",
+            found.suggestion,
+        )
+    ]
+
+
 def _check_http(config: Config) -> list[Problem]:
     if isinstance(config.http, type):
         return [
@@ -158,10 +184,41 @@ def _check_workers(config: Config) -> list[Problem]:
     return problems
 
 
+_TLS_FILES = {
+    "ssl_certfile": "a certificate file (PEM)",
+    "ssl_keyfile": "a private key file (PEM)",
+    "ssl_ca_certs": "a file of CA certificates (PEM)",
+}
+
+
 def _check_ssl(config: Config) -> list[Problem]:
+    # The files are checked here, before anything starts: a wrong path must not surface after the app's
+    # lifespan start-up has run. Their content (a key that does not match, a password) is read when the
+    # server starts, still before the app is imported.
+    problems = []
     if config.ssl_keyfile and not config.ssl_certfile and config.ssl_context_factory is None:
-        return [Problem("ssl_keyfile", "a key file needs its certificate", "HW101", "add ssl_certfile")]
-    return []
+        problems.append(
+            Problem("ssl_keyfile", "a key file needs its certificate", "HW101", "add ssl_certfile")
+        )
+    for name, kind in _TLS_FILES.items():
+        value = getattr(config, name)
+        if value is None or value == "":
+            continue
+        if not isinstance(value, (str, os.PathLike)):
+            problems.append(Problem(name, f"expected a path to {kind}, got {value!r}", "HW101"))
+            continue
+        path = os.fspath(value)
+        if not os.path.exists(path):
+            got = f"{path!r}, which does not exist (looked for {os.path.abspath(path)})"
+            hint = "check the path; a relative path is read from the current directory"
+        elif not os.path.isfile(path):
+            got, hint = f"{path!r}, which is not a file", "pass the path of the file itself"
+        elif not os.access(path, os.R_OK):
+            got, hint = f"{path!r}, which this process may not read", "check the file's permissions"
+        else:
+            continue
+        problems.append(Problem(name, f"expected {kind}, got {got}", "HW101", hint))
+    return problems
 
 
 def _check_proxies(config: Config) -> list[Problem]:
@@ -226,6 +283,7 @@ def _check_types(config: Config) -> list[Problem]:
 
 CHECKS: tuple[Check, ...] = (
     _check_app,
+    _check_main_in_children,
     _check_types,
     _int_range("port", 0, 65535),
     _int_range("fd", 0, optional=True),
@@ -234,6 +292,7 @@ CHECKS: tuple[Check, ...] = (
     _check_loop,
     _choice("lifespan", LIFESPAN_CHOICES),
     _choice("interface", INTERFACE_CHOICES),
+    _choice("proxy_headers_family", PROXY_HEADER_FAMILIES),
     _check_log_level,
     _check_workers,
     _int_range("ws_max_size", 1),
@@ -262,4 +321,3 @@ CHECKS: tuple[Check, ...] = (
     _check_headers,
     _check_reload_lists,
 )
-    _choice("proxy_headers_family", PROXY_HEADER_FAMILIES),

@@ -16,10 +16,18 @@
 
 Every error has a stable ``code`` (``HW1xx`` configuration, ``HW2xx`` import, ``HW3xx`` sockets, ``HW4xx``
 lifespan, ``HW5xx`` processes); ``docs/errors.md`` has one entry per code with the fix.
+
+Leaving through a blocking entry point (``hatchway.run()``, ``Server.run()``), an error is trimmed for the
+script that called it (``for_caller``): its traceback starts at the caller's line, and ``__cause__`` is kept
+only when it is the user's own code failing (their module, factory or lifespan), trimmed to their frames.
 """
 
 from __future__ import annotations
 
+import importlib
+import os
+import sys
+import types
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
@@ -164,3 +172,59 @@ class ClientDisconnected(OSError):
 
     Defined here rather than beside the HTTP cycle because compiled modules cannot subclass built-in
     exceptions (mypyc)."""
+
+
+# -- errors leaving hatchway ---------------------------------------------------------------------------------
+# Frames that are machinery, not the user's code: hatchway itself, and importlib (the frozen bootstrap and
+# importlib/__init__.py, whose import_module() starts every import error).
+_MACHINERY = (
+    os.path.dirname(os.path.abspath(__file__)) + os.sep,
+    os.path.dirname(os.path.abspath(importlib.__file__ or "")) + os.sep,
+    "<frozen importlib",
+)
+
+
+def _user_frames(tb: types.TracebackType | None) -> types.TracebackType | None:
+    """A copy of the traceback chain ``tb`` without the machinery frames; None when nothing else is left."""
+    kept: list[types.TracebackType] = []
+    while tb is not None:
+        if not tb.tb_frame.f_code.co_filename.startswith(_MACHINERY):
+            kept.append(tb)
+        tb = tb.tb_next
+    head: types.TracebackType | None = None
+    for entry in reversed(kept):
+        head = types.TracebackType(head, entry.tb_frame, entry.tb_lasti, entry.tb_lineno)
+    return head
+
+
+def _trim_chain(exc: BaseException, seen: set[int]) -> None:
+    # The causes and contexts of ``exc``: the user's code keeps its frames, hatchway's own errors go (their
+    # message is already in the error that explains them).
+    seen.add(id(exc))
+    for attr in ("__cause__", "__context__"):
+        linked: BaseException | None = getattr(exc, attr)
+        if linked is None or id(linked) in seen:
+            continue
+        frames = _user_frames(linked.__traceback__)
+        if frames is None:
+            setattr(exc, attr, None)
+            continue
+        linked.__traceback__ = frames
+        _trim_chain(linked, seen)
+
+
+def for_caller(exc: BaseException) -> None:
+    """Trim ``exc`` (a ``HatchwayError`` about to leave a public entry point) for the user who called it.
+
+    Call it in an ``except`` block, then re-raise with a bare ``raise``: on Python 3.11+ the traceback then
+    starts at the caller's own line, with no frame of hatchway (a bare ``raise`` takes the exception's own
+    ``__traceback__``, which is cleared here). Python 3.10 re-raises the traceback saved when the ``except``
+    block was entered, so one frame remains there: the entry point's own line. ``__cause__`` and
+    ``__context__`` are kept only when they come from the user's code, with hatchway's and importlib's frames
+    removed; an error of hatchway's own (an ``OSError`` from ``bind``) is dropped, since the message states it.
+    """
+    tb = exc.__traceback__
+    if tb is not None and sys.version_info < (3, 11):
+        tb.tb_next = None  # the entry point's frame only: the object 3.10's bare ``raise`` re-raises
+    exc.__traceback__ = None
+    _trim_chain(exc, set())

@@ -58,8 +58,7 @@ def import_from_string(import_str: Any) -> Any:
             import_string=import_str,
         )
     try:
-        with app_import_scope(import_str):
-            module = importlib.import_module(module_str)
+        module = _import_module(module_str, import_str)
     except ModuleNotFoundError as exc:
         missing = exc.name or module_str
         if module_str == missing or module_str.startswith(missing + "."):
@@ -87,6 +86,36 @@ def import_from_string(import_str: Any) -> Any:
             import_string=import_str,
         ) from None
     return instance
+
+
+def _import_module(module_str: str, import_str: str) -> ModuleType:
+    try:
+        with app_import_scope(import_str):
+            return importlib.import_module(module_str)
+    except ModuleNotFoundError as exc:
+        top = module_str.partition(".")[0]
+        if exc.name != top or _cwd_on_path():
+            raise
+        # As the command line does, look in the current directory too: ``python pkg/server.py`` puts pkg/ on
+        # sys.path, not the directory holding pkg/, so run("pkg.server:app") would not find its own package.
+        # The directory stays on sys.path only when the module is found there.
+        cwd = os.getcwd()
+        sys.path.insert(0, cwd)
+        importlib.invalidate_caches()
+        try:
+            with app_import_scope(import_str):
+                return importlib.import_module(module_str)
+        except ModuleNotFoundError as again:
+            if again.name != top:
+                raise  # found in the current directory; something it imports is missing
+            if cwd in sys.path:
+                sys.path.remove(cwd)
+            raise exc from None
+
+
+def _cwd_on_path() -> bool:
+    cwd = os.getcwd()
+    return any(os.path.abspath(entry or os.curdir) == cwd for entry in sys.path if isinstance(entry, str))
 
 
 def _user_error(import_str: str, exc: BaseException) -> AppImportError:
@@ -166,6 +195,12 @@ def explain_import_string(obj: Any, *, example: str = "reload=True") -> ImportSt
     a package, else ``main``), because that is the name the child process imports it under.
     """
     if isinstance(obj, str):
+        module_str, _, attr = obj.partition(":")
+        main = sys.modules.get("__main__")
+        if module_str == "__main__" and attr and main is not None:
+            # "__main__:app" names the script that called run(); in a new process __main__ is hatchway's own
+            # module, so the script must be imported under its real name (or cannot be, from python -c).
+            return _main_module_name(main, attr)
         return ImportStringResult(obj)
     candidates: list[ModuleType] = []
     owner = sys.modules.get(getattr(obj, "__module__", None) or "")
@@ -280,7 +315,8 @@ def _is_under(filename: str | None, directory: str) -> bool:
 
 
 def _not_found(obj: Any, local: tuple[str, FrameType] | None, example: str) -> ImportStringResult:
-    kind = "factory" if inspect.isfunction(obj) else "app"
+    # An ``async def`` function is an ASGI app; a plain function is most likely a factory.
+    kind = "factory" if inspect.isfunction(obj) and not inspect.iscoroutinefunction(obj) else "app"
     qualname = getattr(obj, "__qualname__", "")
     if getattr(obj, "__name__", None) == "<lambda>":
         return ImportStringResult(

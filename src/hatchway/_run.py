@@ -7,7 +7,7 @@ import inspect
 from typing import Any
 
 from hatchway._config import Config
-from hatchway._errors import ServerStateError
+from hatchway._errors import HatchwayError, ServerStateError, for_caller
 from hatchway._importer import importing_app
 from hatchway._logs import configure_logging, logger
 from hatchway._server import Server
@@ -44,6 +44,15 @@ def run(app: Any, **kwargs: Any) -> None:
         if note_unguarded_run():
             logger.info(_GUARD_HINT, importing)
         return
+    try:
+        _run(app, kwargs)
+    except HatchwayError as exc:
+        # The public boundary: what the user sees is their own line and the message, not hatchway's frames.
+        for_caller(exc)
+        raise
+
+
+def _run(app: Any, kwargs: dict[str, Any]) -> None:
     config = Config(app, **kwargs)
     if _in_running_loop():
         raise ServerStateError(

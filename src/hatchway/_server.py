@@ -10,6 +10,7 @@ import os
 import random
 import signal
 import socket
+import ssl
 import threading
 import weakref
 from collections.abc import Callable, Coroutine, Sequence
@@ -18,12 +19,12 @@ from typing import Any, TypeVar
 
 from hatchway._app import asgi_version, load_app
 from hatchway._config import Config
-from hatchway._errors import HatchwayError, ServerStateError, StartupError
+from hatchway._errors import HatchwayError, ServerStateError, StartupError, for_caller
 from hatchway._http.protocol import HttpProtocol, make_codec_factory
 from hatchway._lifespan import Lifespan
 from hatchway._logs import configure_logging, logger
 from hatchway._proxy import TrustedProxies
-from hatchway._sockets import bind_sockets, describe
+from hatchway._sockets import bind_sockets, describe, forget_serving, note_serving
 from hatchway._state import ServerState
 from hatchway._tls import ssl_context
 from hatchway._version import __version__
@@ -251,10 +252,18 @@ class Server:
 
     # -- running --------------------------------------------------------------------------------------
     def run(self, sockets: Sequence[socket.socket] | None = None) -> None:
-        """Run in a new event loop until stopped. Handles SIGINT/SIGTERM when on the main thread."""
+        """Run in a new event loop until stopped. Handles SIGINT/SIGTERM when on the main thread.
+
+        A start-up failure raises the StartupError (or ServerStateError) with a traceback that starts at the
+        caller's line; ``__cause__`` is kept only when the user's code failed (see ``_errors.for_caller``).
+        """
         handle_signals = threading.current_thread() is threading.main_thread()
-        factory = loop_factory(self.config.loop)
-        run_coroutine(self.serve(sockets, install_signal_handlers=handle_signals), factory)
+        try:
+            factory = loop_factory(self.config.loop)
+            run_coroutine(self.serve(sockets, install_signal_handlers=handle_signals), factory)
+        except HatchwayError as exc:
+            for_caller(exc)
+            raise
 
     async def serve(
         self, sockets: Sequence[socket.socket] | None = None, *, install_signal_handlers: bool = False
@@ -316,6 +325,9 @@ class Server:
             else:
                 build = "compiled"
             logger.debug("hatchway %s: hot path %s", __version__, build)
+        # TLS files are read before the app is imported or its lifespan runs: a wrong certificate or key
+        # must not be reported after the app's start-up has done its work (connected, migrated, ...).
+        tls = ssl_context(config)
         if self._app is None:
             self._app = load_app(config)
         state = ServerState(config, on_request_limit=self.request_limit_reached)
@@ -339,7 +351,7 @@ class Server:
         )
         await lifespan.startup()
         try:
-            await self._listen(sockets, state)
+            await self._listen(sockets, state, tls)
         except BaseException:
             await lifespan.shutdown(config.timeout_graceful_shutdown)
             raise
@@ -348,10 +360,11 @@ class Server:
             self._notifier = asyncio.get_running_loop().create_task(self._notify_loop())
         return lifespan
 
-    async def _listen(self, sockets: Sequence[socket.socket] | None, state: ServerState) -> None:
+    async def _listen(
+        self, sockets: Sequence[socket.socket] | None, state: ServerState, tls: ssl.SSLContext | None
+    ) -> None:
         config = self.config
         loop = asyncio.get_running_loop()
-        tls = ssl_context(config)
         trusted = _trusted_proxies(tuple(config.trusted_proxies)) if config.proxy_headers else None
         codec_factory = make_codec_factory(config)
         app = self._app
@@ -377,6 +390,7 @@ class Server:
                     sock.close()
             raise StartupError(f"Could not listen: {exc}", code="HW303") from exc
         self.sockets = owned
+        note_serving(config, owned)  # config.bind_socket() now reports these instead of binding anew
         if announce and config.uds:
             self._uds_path = config.uds
         scheme = "https" if tls is not None else "http"
@@ -440,6 +454,8 @@ class Server:
     def _close_listeners(self) -> None:
         for server in self.servers:
             server.close()
+        if self.sockets:
+            forget_serving(self.config, self.sockets)
         self.servers = []
         self.sockets = []
 

@@ -6,6 +6,8 @@ import errno
 import os
 import socket
 import stat
+import weakref
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from hatchway._errors import BindError
@@ -14,6 +16,31 @@ if TYPE_CHECKING:
     from hatchway._config import Config
 
 SD_LISTEN_FDS_START = 3
+
+# The sockets a running server or supervisor listens on, by the Config it serves. ``Config.bind_socket()``
+# called while that Config is being served (uvicorn recipes do it to learn the port) reports the listening
+# socket instead of binding a second one that nobody serves (with port=0, on another free port).
+_serving: weakref.WeakKeyDictionary[Config, list[socket.socket]] = weakref.WeakKeyDictionary()
+
+
+def note_serving(config: Config, sockets: Sequence[socket.socket]) -> None:
+    """Record that ``sockets`` now listen for ``config`` (a Server or supervisor started serving it)."""
+    _serving[config] = list(sockets)
+
+
+def forget_serving(config: Config, sockets: Sequence[socket.socket]) -> None:
+    """Forget ``sockets`` for ``config`` (they are being closed); a record of other sockets is kept."""
+    held = _serving.get(config)
+    if held is not None and any(sock in held for sock in sockets):
+        del _serving[config]
+
+
+def serving_socket(config: Config) -> socket.socket | None:
+    """A socket listening for ``config`` right now, if a server in this process serves it."""
+    for sock in _serving.get(config, ()):
+        if sock.fileno() != -1:  # closed by a supervisor that has stopped
+            return sock
+    return None
 
 
 def _bind_error(exc: OSError, address: str, config: Config) -> BindError:
@@ -56,8 +83,11 @@ def bind_sockets(config: Config) -> list[socket.socket]:
     if config.uds is None and config.fd is None:
         inherited = systemd_sockets()
         if inherited:
+            note_serving(config, inherited)
             return inherited
-    return [bind_socket(config)]
+    sockets = [bind_socket(config)]
+    note_serving(config, sockets)
+    return sockets
 
 
 def _bind_tcp(config: Config) -> socket.socket:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import ssl
 from typing import TYPE_CHECKING
 
@@ -26,15 +27,36 @@ def _default_context(config: Config) -> ssl.SSLContext:
             f"use the default, ssl.PROTOCOL_TLS_SERVER ({int(ssl.PROTOCOL_TLS_SERVER)}).",
             code="HW305",
         ) from exc
+    # Each step names the file or option it read: "PEM lib" alone does not say which of three files is wrong.
+    certfile, keyfile = os.fspath(config.ssl_certfile), config.ssl_keyfile
+    what = f"the TLS certificate {certfile!r}" + (f" with the key {os.fspath(keyfile)!r}" if keyfile else "")
     try:
-        ctx.load_cert_chain(config.ssl_certfile, config.ssl_keyfile, (lambda: password) if password else None)
+        ctx.load_cert_chain(certfile, keyfile, (lambda: password) if password else None)
+    except (OSError, ssl.SSLError, ValueError) as exc:
+        raise StartupError(
+            f"Could not load {what}: {exc}. Expected PEM files, the key belonging to the certificate "
+            "(and ssl_keyfile_password for an encrypted key).",
+            code="HW305",
+        ) from exc
+    try:
         ctx.verify_mode = ssl.VerifyMode(config.ssl_cert_reqs)
         if config.ssl_ca_certs:
             ctx.load_verify_locations(config.ssl_ca_certs)
-        if config.ssl_ciphers:
-            ctx.set_ciphers(config.ssl_ciphers)
     except (OSError, ssl.SSLError, ValueError) as exc:
-        raise StartupError(f"Could not load the TLS certificate or key: {exc}", code="HW305") from exc
+        raise StartupError(
+            f"Could not use ssl_ca_certs={config.ssl_ca_certs!r} with ssl_cert_reqs={config.ssl_cert_reqs!r}: "
+            f"{exc}. Expected a PEM file of CA certificates and an ssl.VerifyMode value.",
+            code="HW305",
+        ) from exc
+    if config.ssl_ciphers:
+        try:
+            ctx.set_ciphers(config.ssl_ciphers)
+        except ssl.SSLError as exc:
+            raise StartupError(
+                f"ssl_ciphers={config.ssl_ciphers!r} selects no cipher OpenSSL knows ({exc}); "
+                "use an OpenSSL cipher list, or leave it unset for OpenSSL's defaults.",
+                code="HW305",
+            ) from exc
     return ctx
 
 

@@ -67,7 +67,14 @@ def build_spec(config: Config, role: str) -> ChildSpec:
         # As the CLI does: app_dir (default: the current directory) first, in the parent and so in the child.
         insert_app_dir(config.app_dir)
         sys_path = list(sys.path)
-        import_string = config.app
+        # "__main__:app" is the calling script, which a child imports by its real name (Config refused the
+        # cases without one, HW106).
+        named = explain_import_string(config.app)
+        import_string = named.import_string or config.app
+        if named.path is not None and named.path not in sys_path:
+            sys_path.insert(0, named.path)
+        if import_string != config.app:
+            logger.info("Using import string %r for %r in the %s processes.", import_string, config.app, role)
     else:
         found = explain_import_string(config.app, example=example)
         if found.import_string is None:
