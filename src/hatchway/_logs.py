@@ -204,7 +204,7 @@ def _from_uvicorn(config: Any) -> Any:
     loggers = config.get("loggers")
     if isinstance(loggers, dict):
         added = {
-            ours: loggers[theirs]
+            ours: copy(loggers[theirs])
             for theirs, ours in _UVICORN_LOGGERS.items()
             if theirs in loggers and ours not in loggers
         }
@@ -218,9 +218,9 @@ def _from_uvicorn(config: Any) -> Any:
                 for key in ("()", "class"):
                     target = spec.get(key)
                     if isinstance(target, str) and target in _UVICORN_FORMATTERS:
-                        spec = {**spec, key: _UVICORN_FORMATTERS[target]}
-            renamed[name] = spec
-        config = {**config, "formatters": renamed}
+                        renamed[name] = spec = {**spec, key: _UVICORN_FORMATTERS[target]}
+        if renamed:
+            config = {**config, "formatters": {**formatters, **renamed}}
     return config
 
 
@@ -241,7 +241,7 @@ def _ini_from_uvicorn(path: str) -> configparser.ConfigParser:
         for theirs, ours in _UVICORN_LOGGERS.items():
             if theirs in qualnames and ours not in qualnames:
                 key = ours.replace(".", "_")
-                while key in sections:
+                while key in sections or parser.has_section(f"logger_{key}"):
                     key += "_"
                 parser[f"logger_{key}"] = {
                     **dict(parser.items(qualnames[theirs], raw=True)),
