@@ -252,3 +252,14 @@ def test_privileged_port_is_a_bind_error() -> None:
     with pytest.raises(BindError, match="Permission denied") as info:
         Config(where, port=1).bind_socket()
     assert info.value.errno == errno.EACCES
+
+
+@pytest.mark.slow
+def test_bind_socket_under_a_worker_supervisor_reports_the_parents_socket() -> None:
+    from hatchway.testing import background
+
+    # The supervisor binds once and passes the socket to its workers; bind_socket() reports that one.
+    with background("tests.test_sockets:where", workers=2, timeout=30 * UNIT) as server:
+        with server.config.bind_socket() as sock:
+            assert sock.getsockname()[1] == server.port
+        assert httpx.get(f"{server.url}/", timeout=5 * UNIT).status_code == 200
