@@ -314,3 +314,19 @@ def test_docs_say_what_uvicorn_does_with_reload_and_workers() -> None:
         text = " ".join((docs / page).read_text().split())
         assert "silently ignores" not in text, page
         assert '"workers" flag is ignored when reloading is enabled.' in text, page
+
+
+def test_a_project_too_big_to_walk_is_not_guessed_about(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A home directory under git is a "project" of a million directories: the checker does not walk it all,
+    # and then cannot say a module is nowhere in it.
+    from hatchway.checker import _project as project_module
+
+    path = _project(tmp_path, 'import hatchway\n\nhatchway.run("no_such_module_13:app")\n')
+    for n in range(4):
+        (tmp_path / f"d{n}").mkdir()
+    monkeypatch.setattr(project_module, "WALK_LIMIT", 3)
+    assert check_paths([path]).findings == []
+    monkeypatch.setattr(project_module, "WALK_LIMIT", 100)
+    assert [f.code for f in check_paths([path]).findings] == ["HW004"]

@@ -12,6 +12,8 @@ from hatchway._errors import closest
 
 _EXTENSION_SUFFIXES = (".so", ".pyd")
 _PROJECT_MARKERS = ("pyproject.toml", "setup.py", "setup.cfg", ".git")
+#: Directories ``Project.names_anywhere`` visits at most before giving up (a project is rarely this big).
+WALK_LIMIT = 5000
 #: Directories that are never the project's own code (ruff's defaults plus installed-package trees); besides
 #: these, any name starting with "." and any directory holding a pyvenv.cfg (a virtualenv) is skipped.
 SKIP_DIRS = frozenset(
@@ -158,7 +160,7 @@ class Project:
         self._roots: dict[Path, Path] = {}
         self._infos: dict[Path, ModuleInfo | None] = {}
         self._tops: dict[Path, Path | None] = {}
-        self._everywhere: dict[Path, frozenset[str]] = {}
+        self._everywhere: dict[Path, frozenset[str] | None] = {}
 
     def package_root(self, directory: Path) -> Path:
         """The first ancestor (or ``directory`` itself) that is not a package: where imports start from."""
@@ -206,21 +208,26 @@ class Project:
                 self._infos[path] = module_info(tree)
         return self._infos[path]
 
-    def names_anywhere(self, top: Path) -> frozenset[str]:
+    def names_anywhere(self, top: Path) -> frozenset[str] | None:
         """Every module and package name anywhere under the project directory ``top`` (skipped dirs aside).
 
         A name found here may be importable when the server runs from another directory than the one the
-        checker guesses, so it is never reported as missing from the project. Walked once per ``top``.
+        checker guesses, so it is never reported as missing from the project. Walked once per ``top``; None
+        when the tree is too big to walk (a home directory under git, say), which means "cannot tell".
         """
         if top not in self._everywhere:
             names: set[str] = set()
-            for dirpath, dirnames, filenames in os.walk(top):
+            for walked, (dirpath, dirnames, filenames) in enumerate(os.walk(top), start=1):
+                if walked > WALK_LIMIT:
+                    self._everywhere[top] = None
+                    break
                 dirnames[:] = [d for d in dirnames if not skipped_dir(dirpath, d)]
                 names.update(d for d in dirnames if d.isidentifier())
                 names.update(
                     f.partition(".")[0] for f in filenames if f.endswith((".py", *_EXTENSION_SUFFIXES))
                 )
-            self._everywhere[top] = frozenset(names)
+            else:
+                self._everywhere[top] = frozenset(names)
         return self._everywhere[top]
 
     def resolve(self, module: str, bases: list[Path]) -> Resolution:

@@ -101,7 +101,10 @@ def _elsewhere_in_project(ctx: FileContext, top: str) -> bool:
     never reported missing.
     """
     project_top = ctx.project.top(ctx.file.absolute().parent)
-    return project_top is not None and top in ctx.project.names_anywhere(project_top)
+    if project_top is None:
+        return False
+    names = ctx.project.names_anywhere(project_top)
+    return names is None or top in names  # too big to walk: it may be there
 
 
 def _absent(ctx: FileContext, call: ServerCall, top: str) -> tuple[str, str] | None:
