@@ -116,6 +116,27 @@ def table(results: dict[str, list[Phases]]) -> str:
     return "\n".join(lines)
 
 
+def save(results: dict[str, list[Phases]]) -> None:
+    """Medians and p95 of each phase, in ms, for scripts/gen_figures.py."""
+    import uvicorn
+    from _record import write
+
+    figures = {}
+    for name, samples in results.items():
+        columns = {
+            "start": [s[0] for s in samples],
+            "first_response": [s[1] for s in samples],
+            "stop": [s[2] for s in samples],
+            "total": [sum(s) for s in samples],
+        }
+        figures[name] = {
+            "cycles": len(samples),
+            **{f"{k}_median_ms": round(statistics.median(v) * 1e3, 2) for k, v in columns.items()},
+            **{f"{k}_p95_ms": round(percentile(v, 0.95) * 1e3, 2) for k, v in columns.items()},
+        }
+    write("background_cycle", figures, {"uvicorn": uvicorn.__version__})
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("-n", "--cycles", type=int, default=200)
@@ -129,6 +150,11 @@ def main() -> None:
         help="shuffle: a seeded random order each round (default); rotate: the earlier fixed rotation",
     )
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument(
+        "--json",
+        action="store_true",
+        help="also write results/background_cycle.json (the figures the docs quote)",
+    )
     args = parser.parse_args()
 
     variants: dict[str, Callable[[], Phases]] = {
@@ -157,6 +183,8 @@ def main() -> None:
         f"{args.cycles} cycles per variant, interleaved ({args.order}); threads now: {threading.active_count()}"
     )
     print(table(results))
+    if args.json:
+        save(results)
 
     if args.profile:
         profile_hatchway(args.cycles)

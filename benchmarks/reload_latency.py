@@ -123,11 +123,32 @@ def main() -> None:
     parser.add_argument("--edits", type=int, default=10)
     parser.add_argument("--pause", type=float, default=0.6, help="seconds between edits")
     parser.add_argument("--servers", default="hatchway,uvicorn")
+    parser.add_argument(
+        "--json",
+        action="store_true",
+        help="also write results/reload_latency.json (the figures the docs quote)",
+    )
     args = parser.parse_args()
     print(f"Python {sys.version.split()[0]}, {os.cpu_count()} CPUs, {args.edits} edits per server")
+    figures = {}
     for name in args.servers.split(","):
         with contextlib.suppress(KeyboardInterrupt):
-            report(name, measure(name, args.edits, args.pause))
+            samples = measure(name, args.edits, args.pause)
+            report(name, samples)
+            if samples:
+                ms = sorted(s * 1000 for s in samples)
+                figures[name] = {
+                    "edits": len(ms),
+                    "min_ms": round(ms[0], 1),
+                    "median_ms": round(statistics.median(ms), 1),
+                    "p90_ms": round(ms[min(len(ms) - 1, round(0.9 * (len(ms) - 1)))], 1),
+                    "max_ms": round(ms[-1], 1),
+                }
+    if args.json:
+        import uvicorn
+        from _record import write
+
+        write("reload_latency", figures, {"uvicorn": uvicorn.__version__})
 
 
 if __name__ == "__main__":

@@ -1,7 +1,9 @@
 """A test suite against a live FastAPI app, with the hatchway pytest plugin (no conftest needed).
 
-pip install hatchway fastapi httpx pytest
-pytest examples/test_fastapi_app.py
+In a virtual environment, from the root of a hatchway checkout (hatchway is not on a package index yet):
+
+    pip install . fastapi httpx pytest
+    pytest examples/test_fastapi_app.py
 """
 
 from __future__ import annotations
