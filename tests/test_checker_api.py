@@ -181,7 +181,9 @@ def test_apps_hatchway_can_find_are_not_reported(body: str) -> None:
 
 
 def _project(tmp_path: Path, main: str) -> Path:
-    (tmp_path / "pyproject.toml").write_text("[project]\nname = 'demo'\n")
+    (tmp_path / "pyproject.toml").write_text(
+        "[project]\nname = 'demo'\ndependencies = ['Declared-Dep-13>=1']\n"
+    )
     (tmp_path / "main.py").write_text(textwrap.dedent(main))
     return tmp_path / "main.py"
 
@@ -203,6 +205,8 @@ def test_import_string_of_a_module_neither_in_the_project_nor_installed(tmp_path
         ('import hatchway\n\nhatchway.run("json:loads")\n', None),  # the standard library
         ('import hatchway\n\nhatchway.run("hatchway.demo:app")\n', None),  # installed
         ('import hatchway\n\nhatchway.run("web.app:app")\n', "deploy/web/app.py"),  # elsewhere in the project
+        # A dependency the project declares: installed where it runs, if not where the checker runs.
+        ('import hatchway\n\nhatchway.run("declared_dep_13.web:app")\n', None),
         # This environment is not the project's (its own import is missing): "not installed" proves nothing.
         ('import hatchway\nimport dependency_not_here_13\n\nhatchway.run("other_dep_13:app")\n', None),
     ],

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ast
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -12,6 +13,8 @@ from hatchway._errors import closest
 
 _EXTENSION_SUFFIXES = (".so", ".pyd")
 _PROJECT_MARKERS = ("pyproject.toml", "setup.py", "setup.cfg", ".git")
+#: The files a project declares its dependencies in (read by ``Project.declares``).
+_DEPENDENCY_FILES = ("pyproject.toml", "setup.py", "setup.cfg", "requirements*.txt", "requirements/*.txt")
 #: Directories ``Project.names_anywhere`` visits at most before giving up (a project is rarely this big).
 WALK_LIMIT = 5000
 #: Directories that are never the project's own code (ruff's defaults plus installed-package trees); besides
@@ -161,6 +164,7 @@ class Project:
         self._infos: dict[Path, ModuleInfo | None] = {}
         self._tops: dict[Path, Path | None] = {}
         self._everywhere: dict[Path, frozenset[str] | None] = {}
+        self._declared: dict[Path, str] = {}
 
     def package_root(self, directory: Path) -> Path:
         """The first ancestor (or ``directory`` itself) that is not a package: where imports start from."""
@@ -229,6 +233,25 @@ class Project:
             else:
                 self._everywhere[top] = frozenset(names)
         return self._everywhere[top]
+
+    def declares(self, top: Path, name: str) -> bool:
+        """Whether the project's packaging files (pyproject.toml, setup.py/.cfg, requirements*.txt) name ``name``.
+
+        A dependency is installed where the project runs, not necessarily where the checker does (pre-commit).
+        Distribution names spell ``_`` as ``-`` or ``.`` and ignore case, so every spelling is looked for.
+        """
+        if top not in self._declared:
+            texts = []
+            for pattern in _DEPENDENCY_FILES:
+                for path in sorted(top.glob(pattern)):
+                    try:
+                        texts.append(path.read_text(errors="replace").lower())
+                    except OSError:
+                        continue
+            self._declared[top] = "\n".join(texts)
+        text = self._declared[top]
+        spelled = re.escape(name.lower()).replace("_", "[-_.]")
+        return re.search(rf"(?<![\w.-]){spelled}(?![\w])", text) is not None
 
     def resolve(self, module: str, bases: list[Path]) -> Resolution:
         """Look ``module`` up in each base directory, the way ``sys.path`` entries are searched."""

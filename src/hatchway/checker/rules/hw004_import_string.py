@@ -95,14 +95,16 @@ def _problem(ctx: FileContext, call: ServerCall, string: str) -> tuple[str, str]
 
 
 def _elsewhere_in_project(ctx: FileContext, top: str) -> bool:
-    """Whether a module or package ``top`` exists anywhere under the project's top directory.
+    """Whether ``top`` exists anywhere under the project's top directory, or is a declared dependency.
 
-    The server may be started from another directory than the ones ``bases`` guesses, so such a name is
-    never reported missing.
+    The server may be started from another directory than the ones ``bases`` guesses, and a dependency is
+    installed where the project runs even when the checker runs elsewhere: neither is reported missing.
     """
     project_top = ctx.project.top(ctx.file.absolute().parent)
     if project_top is None:
         return False
+    if ctx.project.declares(project_top, top):
+        return True  # a declared dependency: installed where the project runs
     names = ctx.project.names_anywhere(project_top)
     return names is None or top in names  # too big to walk: it may be there
 
