@@ -5,8 +5,9 @@ Properties:
      with well-typed fields, and nothing follows an error;
   2. agreement: for every request in the corpus of valid requests, however the bytes are split, both
      codecs accept it and produce the same events;
-  3. verdict: for mutated requests that both codecs finish with, they agree on accept or reject (outside
-     the documented differences).
+  3. agreement on mutated requests: for those both codecs finish with, they agree on accept or reject, and
+     on everything the server acts on: the requests (method, target, version, every header field), where
+     each body starts and ends, and the error status (outside the documented differences).
 
 Run briefly in CI by ``tests/test_fuzz.py``; for a long run::
 
@@ -189,17 +190,55 @@ def test_valid_corpus_accepted_identically(raw: bytes, chunks: Any) -> None:
     assert all(item[0] != "error" for item in results["h11"])
 
 
+def outcome(events: list[Event]) -> list[Any]:
+    """What the server would act on: heads (with their header fields), bodies, ends and the error status,
+    up to the request that closes the connection (nothing after it is read)."""
+    out: list[Any] = []
+    keep_alive = True
+    for event in events:
+        if isinstance(event, RequestHead):
+            keep_alive = event.keep_alive
+            out.append(("head", event.method, event.raw_path, event.query, event.http_version, event.headers))
+        elif isinstance(event, Body):
+            if out and out[-1][0] == "body":
+                out[-1] = ("body", out[-1][1] + event.data)
+            elif event.data:
+                out.append(("body", event.data))
+        elif isinstance(event, RequestEnd):
+            out.append(("end",))
+            if not keep_alive:
+                break
+        else:
+            assert isinstance(event, ParseError)
+            out.append(("error", event.status))
+    return out
+
+
 @SETTINGS
 @given(raw=mutated_requests())
 def test_codecs_agree_on_mutated_requests(raw: bytes) -> None:
+    """Property 3: the same verdict, and for what both accept the same requests, fields and bodies, split
+    at the same places; for what both refuse, the same status."""
     if any(known(raw) for known in KNOWN_DIFFERENCES):
         return
     # A blank line at the end makes trailing fragments decidable (h11 waits for a whole head to judge it).
     raw += b"\r\n\r\n"
-    verdicts = {name: verdict(run(make(), [raw])) for name, make in CODECS.items()}
+    results = {name: run(make(), [raw]) for name, make in CODECS.items()}
+    verdicts = {name: verdict(events) for name, events in results.items()}
     if None in verdicts.values():
         return  # one parser is still waiting for bytes it would need to decide
+    h11_events = results["h11"]
+    if h11_events and isinstance(h11_events[-1], ParseError) and h11_events[-1].reason == _LONE_CR_LF:
+        # The documented difference (docs/security.md): a lone CR or LF between pipelined requests of one
+        # read, which llhttp skips and httptools cannot locate. Everything before it must still agree.
+        expected = outcome(h11_events)[:-1]
+        assert outcome(results["httptools"])[: len(expected)] == expected, raw
+        return
     assert verdicts["httptools"] == verdicts["h11"], raw
+    assert outcome(results["httptools"]) == outcome(h11_events), raw
+
+
+_LONE_CR_LF = "bare CR or LF before the request line"
 
 
 if __name__ == "__main__":

@@ -184,6 +184,27 @@ CASES: list[WireCase] = [
     WireCase("rtsp-method-and-line", b"DESCRIBE / RTSP/1.0\r\nCSeq: 1\r\n\r\n", [error(400)], split=True),
     WireCase("http-version-1-2", b"GET / HTTP/1.2\r\nHost: a\r\n\r\n", [error(505)]),
     WireCase("http-version-3-0", b"GET / HTTP/3.0\r\nHost: a\r\n\r\n", [error(505)]),
+    # Found by the differential fuzzer (fuzz/fuzz_codecs.py): the same status from both codecs.
+    WireCase("http-version-then-bare-lf", b"GET / HTTP/0.1\n\r\nHost: a\r\n\r\n", [error(505)]),
+    WireCase(
+        "request-line-without-version",
+        b"POST /HTTP/1.1\r\nHost: a\r\nContent-Length: 0\r\n\r\n",
+        [error(400)],
+    ),
+    WireCase(
+        "transfer-encoding-not-a-token",
+        POST + b"Transfer-Encoding: /x, chunked\r\n\r\n0\r\n\r\n",
+        [error(400)],
+    ),
+    WireCase(
+        "duplicate-host-with-unknown-coding",
+        POST + b"Transfer-Encoding: gzip\r\nHost: b\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+        [error(400)],
+    ),
+    WireCase("trailer-content-length", CHUNKED + b"0\r\nContent-Length: 3\r\n\r\n", [P, error(400)]),
+    WireCase(
+        "trailer-transfer-encoding", CHUNKED + b"0\r\nTransfer-Encoding: chunked\r\n\r\n", [P, error(400)]
+    ),
     WireCase("http-version-two-digits", b"GET / HTTP/12.1\r\nHost: a\r\n\r\n", [error(400)]),
     WireCase("obs-text-and-tab-in-value", b"GET / HTTP/1.1\r\nHost: a\r\nX: a\tb\xe9\r\n\r\n", [head(), END]),
     WireCase(

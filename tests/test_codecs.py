@@ -161,3 +161,13 @@ def test_chunk_extension_grammar_matches_llhttp() -> None:
             if llhttp_ok != ours_ok:
                 mismatches.append(ext)
     assert mismatches == []
+
+
+def test_both_codecs_give_the_app_the_same_transfer_encoding_value() -> None:
+    # h11 lowercases codings; the httptools codec does too, so the scope does not depend on the parser.
+    raw = b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: CHUNKED\r\n\r\n0\r\n\r\n"
+    heads = [run_codec(make(), [raw])[0] for make in CODECS.values()]
+    assert all(isinstance(h, RequestHead) for h in heads)
+    assert {tuple(h.headers) for h in heads if isinstance(h, RequestHead)} == {
+        ((b"host", b"a"), (b"transfer-encoding", b"chunked"))
+    }

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import h11
@@ -24,6 +25,7 @@ from hatchway._http.validate import (
 # response went out with this stand-in once the real one is complete.
 _DONE = h11.Response(status_code=200, headers=[(b"content-length", b"0")])
 _END = h11.EndOfMessage()
+_FRAMING_TRAILER = re.compile(rb"(?im)^(?:content-length|transfer-encoding):")
 
 
 def _peek(buf: Any, limit: int) -> bytes:
@@ -105,6 +107,9 @@ class _StrictChunkedReader:
         problem = raw_head_problem(b"GET / HTTP/1.1\r\n" + peek[:end], 1 << 30)
         if problem is not None:
             raise _refuse(problem)
+        if _FRAMING_TRAILER.search(peek[:end]):
+            # RFC 9110 6.5.1: framing fields cannot be trailers; llhttp refuses them, and so does this codec.
+            raise _refuse(ParseError(400, "Content-Length or Transfer-Encoding in the trailer section"))
         buf.maybe_extract_at_most(end)
         return h11.EndOfMessage()
 

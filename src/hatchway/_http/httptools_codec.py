@@ -235,6 +235,9 @@ class HttptoolsCodec:
                     # out; refuse it here so no app ever sees the request.
                     raise _Refuse(400, "invalid Transfer-Encoding")
                 self._chunked = True
+                # Codings are case-insensitive (RFC 9110 8.4.1); h11 lowercases them, and so does this codec,
+                # so that an app sees the same fields whichever parser runs.
+                value = value.lower()
         headers.append((lname, value.strip()))
         if len(headers) > self._max_fields:
             raise _Refuse(431, "too many header fields")

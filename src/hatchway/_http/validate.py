@@ -63,6 +63,10 @@ def head_problem(http_version: str, headers: list[tuple[bytes, bytes]]) -> Parse
             return ParseError(400, "both Content-Length and Transfer-Encoding")
         if http_version == "1.0":
             return ParseError(400, "Transfer-Encoding in an HTTP/1.0 request")
+        for coding in transfer_encodings:
+            # A coding is a token (RFC 9110 10.1.4); anything else is malformed (400), not unsupported (501).
+            if _FIELD_NAME.fullmatch(coding) is None:
+                return ParseError(400, "invalid Transfer-Encoding")
         if transfer_encodings[-1] != b"chunked":
             return ParseError(400, "chunked is not the final Transfer-Encoding")
         if transfer_encodings.count(b"chunked") > 1:
@@ -83,6 +87,8 @@ _BAD_HEAD_BYTES: Final = re.compile(rb"(?<!\r)\n|\r(?!\n)|\n[ \t]|[\x00-\x08\x0b
 _ABSOLUTE_FORM: Final = re.compile(rb"[A-Za-z]+://[A-Za-z0-9\-._~%!$&'()*+,;=:@\[\]]*(?:[/?][^ ]*)?(?: |$)")
 _FIELD_NAME: Final = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 _HEAD_END: Final = re.compile(rb"\r?\n\r?\n")
+_REQUEST_LINE_VERSION: Final = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+ [!-~]+ HTTP/([0-9]\.[0-9])")
+_REQUEST_LINE: Final = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+ [!-~]+ HTTP/[0-9]\.[0-9]")
 
 
 def find_head_end(data: bytes) -> int:
@@ -93,6 +99,11 @@ def find_head_end(data: bytes) -> int:
 
 def raw_head_problem(head: bytes, max_fields: int) -> ParseError | None:
     """Refusals for a complete raw head (request line to blank line) that llhttp makes on the wire."""
+    line_version = _REQUEST_LINE_VERSION.match(head)
+    if line_version is not None and line_version.group(1) not in (b"1.0", b"1.1") and head[:4] != b"PRI ":
+        # llhttp judges the version as it reads it, before the line ending: the same status either way.
+        # (Not the HTTP/2 preface, "PRI * HTTP/2.0", which llhttp refuses as a request: 400.)
+        return head_problem(line_version.group(1).decode(), [])
     if _BAD_HEAD_BYTES.search(head):
         return ParseError(400, "invalid characters or line endings in the request head")
     lines = head[:-4].split(b"\r\n")
@@ -105,9 +116,12 @@ def raw_head_problem(head: bytes, max_fields: int) -> ParseError | None:
     # for CONNECT; llhttp refuses any other start, so h11 must too.
     if rest[:1] not in (b"/", b"*") and method != b"CONNECT" and not _ABSOLUTE_FORM.match(rest):
         return ParseError(400, "invalid request target")
+    if _REQUEST_LINE.fullmatch(lines[0]) is None:
+        return ParseError(400, "invalid request line")
     if len(lines) - 1 > max_fields:
         return ParseError(431, "too many header fields")
     framing = []
+    hosts = []
     for line in lines[1:]:
         name, colon, value = line.partition(b":")
         if not colon or not _FIELD_NAME.fullmatch(name):
@@ -118,9 +132,12 @@ def raw_head_problem(head: bytes, max_fields: int) -> ParseError | None:
             if lname == b"transfer-encoding" and value.endswith(b"\t"):
                 return ParseError(400, "invalid Transfer-Encoding")  # as llhttp: a trailing tab is refused
             framing.append((lname, value.strip(b" \t")))
-    if framing:
+        elif lname == b"host":
+            hosts.append((lname, value.strip(b" \t")))
+    if framing or len(hosts) > 1:
+        # Checked before h11 reads the head, which judges some framing fields itself (with other statuses).
         version = b"1.0" if lines[0].endswith(b"HTTP/1.0") else b"1.1"
-        problem = head_problem(version.decode(), [*framing, (b"host", b"")])
+        problem = head_problem(version.decode(), [*framing, *(hosts or [(b"host", b"")])])
         if problem is not None:
             return problem
     return None
