@@ -184,6 +184,9 @@ CASES: list[WireCase] = [
     WireCase("rtsp-method-and-line", b"DESCRIBE / RTSP/1.0\r\nCSeq: 1\r\n\r\n", [error(400)], split=True),
     WireCase("http-version-1-2", b"GET / HTTP/1.2\r\nHost: a\r\n\r\n", [error(505)]),
     WireCase("http-version-3-0", b"GET / HTTP/3.0\r\nHost: a\r\n\r\n", [error(505)]),
+    WireCase(
+        "too-many-fields-unfinished-head", b"GET / HTTP/1.1\r\nHost: a\r\n" + b"X: y\r\n" * 150, [error(431)]
+    ),
     # Found by the differential fuzzer (fuzz/fuzz_codecs.py): the same status from both codecs.
     WireCase("http-version-then-bare-lf", b"GET / HTTP/0.1\n\r\nHost: a\r\n\r\n", [error(505)]),
     WireCase(

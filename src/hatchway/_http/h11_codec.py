@@ -156,6 +156,9 @@ class _StrictConnection(h11.Connection):
             if len(parts) > 1 and len(parts[1]) > max_line:
                 raise _refuse(ParseError(414, "request line too long"))
             end = find_head_end(peek)
+            if end == -1 and peek.count(b"\n") - 1 > max_fields:
+                # As llhttp counts fields while they arrive: an endless head of short fields ends here.
+                raise _refuse(ParseError(431, "too many header fields"))
             if end == -1 and len(peek) > max_head:
                 raise _refuse(ParseError(431, "request head too large"))
             if end != -1:
