@@ -1,9 +1,13 @@
 """Build script: the package metadata is in pyproject.toml; this file only compiles the hot path.
 
 The per-request modules are compiled to C with mypyc (from their own type hints; the source stays plain
-Python), on CPython 3.10 and 3.11 (see _wants_compile for 3.12+). Where compiling is not possible (no C
-compiler, another Python) the build falls back to the pure-Python modules, which behave the same, only slower. ``HATCHWAY_COMPILE=0`` skips compiling;
-an editable install (``pip install -e .``) never compiles, so edits to the source take effect at once.
+Python) on every CPython hatchway supports (3.10 and later). They hold no coroutine: a mypyc coroutine passes
+a thrown exception on as ``throw(type, value, traceback)``, which Python 3.12 deprecates, so the awaits of
+the request path live in ``hatchway/_app_task.py``, which is never compiled (its docstring says more;
+tests/test_app_task.py checks both). Where compiling is not possible (no C compiler, another Python) the build
+falls back to the pure-Python modules, which behave the same, only slower. ``HATCHWAY_COMPILE=0`` skips
+compiling; an editable install (``pip install -e .``) never compiles, so edits to the source take effect at
+once.
 """
 
 from __future__ import annotations
@@ -20,8 +24,8 @@ from setuptools import setup
 from setuptools.command.build_ext import build_ext
 from setuptools.command.build_py import build_py
 
-# The modules every request or WebSocket message passes through. Not h11_codec (it leans on h11 internals)
-# and nothing that runs once per process.
+# The modules every request or WebSocket message passes through. Not h11_codec (it leans on h11 internals),
+# not _app_task (the coroutines that wait, see above) and nothing that runs once per process.
 COMPILED = [
     "src/hatchway/_http/events.py",
     "src/hatchway/_http/validate.py",
@@ -49,11 +53,6 @@ def _wants_compile() -> bool:
     if os.environ.get("HATCHWAY_COMPILE", "1").strip().lower() in ("0", "false", "no", "off"):
         return False
     if platform.python_implementation() != "CPython":
-        return False
-    if sys.version_info >= (3, 12):
-        # A compiled coroutine passes an exception to the awaitable it waits on as throw(type, value,
-        # traceback), which Python 3.12 deprecates. The warning would reach every app cancelled mid-await
-        # (asyncio.timeout, anyio cancel scopes), and under -W error it would replace the CancelledError.
         return False
     # Only the commands that build modules compile: not the metadata steps, and not an editable install
     # (PEP 660 runs ``editable_wheel``), which keeps the source live for development.

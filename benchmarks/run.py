@@ -1,9 +1,11 @@
 """The load harness: hatchway against uvicorn, hypercorn, granian and a bare uvloop protocol, in one command.
 
-    python benchmarks/run.py [--quick] [--rounds N] [--duration S] [--workers-scaling]
+    python benchmarks/run.py [--quick] [--rounds N] [--duration S] [--workers-scaling] [--python 3.11,3.13]
 
-It creates ``benchmarks/.venv`` with the pinned ``requirements.txt`` (plus hatchway from this repository,
-editable) on first use and re-executes itself inside it. Each round starts every server once per app, measures
+It creates ``benchmarks/.venv`` (with ``--python X.Y``: ``benchmarks/.venv-X.Y``, from that Python) with the
+pinned ``requirements.txt`` plus hatchway from this repository, built as users get it, on first use and
+re-executes itself inside it. With several Pythons it runs once per Python, one after the other, each
+writing ``results/OUTPUT-pyX.Y.*``. Each round starts every server once per app, measures
 every scenario of that app with wrk, and stops it; servers are interleaved (A B C A B C ...) and their order
 rotates each round, so a neighbour's load on this shared machine spreads over all of them. Every figure is
 also reported as a ratio to uvicorn (httptools + uvloop) measured in the same round. The server is pinned to
@@ -41,8 +43,19 @@ CHART_CAP = 7.0
 
 
 # -- the bench virtualenv ----------------------------------------------------------------------------------
-def venv_python() -> Path:
-    return VENV / "bin" / "python"
+def venv_dir(python: str | None) -> Path:
+    return VENV if python is None else HERE / f".venv-{python}"
+
+
+def find_python(version: str) -> str | None:
+    """``pythonX.Y`` on PATH, else under pyenv's versions (as .ci/run finds them)."""
+    for candidate in [
+        shutil.which(f"python{version}"),
+        *sorted(Path.home().glob(f".pyenv/versions/{version}*/bin/python{version}")),
+    ]:
+        if candidate and subprocess.run([str(candidate), "-c", ""], capture_output=True).returncode == 0:
+            return str(candidate)
+    return None
 
 
 def source_digest() -> str:
@@ -54,27 +67,33 @@ def source_digest() -> str:
     return digest.hexdigest()
 
 
-def ensure_venv() -> None:
-    """Create/refresh benchmarks/.venv and re-exec inside it (stamped by the requirements' content)."""
+def ensure_venv(python: str | None = None) -> None:
+    """Create/refresh the bench venv of ``python`` (X.Y; None: this interpreter) and re-exec inside it
+    (stamped by the requirements' content)."""
+    venv = venv_dir(python)
+    venv_python = venv / "bin" / "python"
+    base = sys.executable if python is None else find_python(python)
+    if base is None:
+        sys.exit(f"Python {python} is not on this machine.")
     requirements = (HERE / "requirements.txt").read_text()
-    stamp = VENV / ".requirements"
-    if not (stamp.exists() and stamp.read_text() == requirements and venv_python().exists()):
-        print(f"Creating {VENV} ...", flush=True)
-        subprocess.run([sys.executable, "-m", "venv", str(VENV)], check=True)
-        pip = [str(venv_python()), "-m", "pip", "install", "-q"]
+    stamp = venv / ".requirements"
+    if not (stamp.exists() and stamp.read_text() == requirements and venv_python.exists()):
+        print(f"Creating {venv} ...", flush=True)
+        subprocess.run([base, "-m", "venv", str(venv)], check=True)
+        pip = [str(venv_python), "-m", "pip", "install", "-q"]
         subprocess.run([*pip, "-r", str(HERE / "requirements.txt")], check=True)
         stamp.write_text(requirements)
     # hatchway is installed as users get it (compiled, see setup.py), again whenever its source changes.
     source = source_digest()
-    built = VENV / ".hatchway-source"
+    built = venv / ".hatchway-source"
     if not (built.exists() and built.read_text() == source):
         print("Installing hatchway from this tree (compiling its hot path) ...", flush=True)
-        pip = [str(venv_python()), "-m", "pip", "install", "-q", "--no-deps", "--force-reinstall"]
+        pip = [str(venv_python), "-m", "pip", "install", "-q", "--no-deps", "--force-reinstall"]
         subprocess.run([*pip, str(REPO)], check=True)
         shutil.rmtree(REPO / "build", ignore_errors=True)
         built.write_text(source)
-    if Path(sys.prefix).resolve() != VENV.resolve():
-        os.execv(str(venv_python()), [str(venv_python()), str(Path(__file__).resolve()), *sys.argv[1:]])
+    if Path(sys.prefix).resolve() != venv.resolve():
+        os.execv(str(venv_python), [str(venv_python), str(Path(__file__).resolve()), *sys.argv[1:]])
 
 
 # -- servers and scenarios ---------------------------------------------------------------------------------
@@ -91,7 +110,8 @@ class Server:
 
 
 def py(*args: str) -> tuple[str, ...]:
-    return (str(venv_python()), *args)
+    # The servers run only after ensure_venv() has re-executed this script in the bench venv.
+    return (sys.executable, *args)
 
 
 QUIET = ("--no-access-log", "--log-level", "warning", "--loop", "uvloop", "--host", HOST, "--port", "{port}")
@@ -501,7 +521,8 @@ def markdown(
 ) -> str:
     labels = {s.name: s.label for s in SERVERS}
     lines = [
-        "# hatchway benchmark results",
+        f"# hatchway benchmark results, Python {meta['machine']['python']} "
+        f"(hatchway {meta['versions'].get('hatchway', '-')})",
         "",
         f"Produced by `{meta['command']}` on {meta['date']} ({meta['rounds']} rounds of {meta['duration']} s per "
         f"scenario after a {meta['warmup']} s warm-up; servers interleaved, order rotated each round).",
@@ -613,18 +634,33 @@ def main() -> None:
         "--output", default="latest", help="basename of the files written to benchmarks/results/"
     )
     parser.add_argument(
+        "--python",
+        default="",
+        help="X.Y, or a comma-separated list: run on that Python (default: the one running this script)",
+    )
+    parser.add_argument(
         "--replot", action="store_true", help="rewrite results/OUTPUT.md and .png from OUTPUT.json, no load"
     )
     args = parser.parse_args()
+    pythons = [v.strip() for v in args.python.split(",") if v.strip()]
+    if len(pythons) > 1:  # one run per Python, one after the other
+        rest = _without_options(sys.argv[1:], ("--python", "--output"))
+        for version in pythons:
+            out = f"{args.output}-py{version}"
+            subprocess.run(
+                [sys.executable, __file__, *rest, "--python", version, "--output", out], check=True
+            )
+        return
+    python = pythons[0] if pythons else None
     if args.replot:
-        ensure_venv()
+        ensure_venv(python)
         raw = json.loads((RESULTS / f"{args.output}.json").read_text())
         (RESULTS / f"{args.output}.md").write_text(markdown(raw["summary"], raw["meta"], raw["scaling"]))
         chart(raw["summary"], RESULTS / f"{args.output}.png")
         return
     if shutil.which("wrk") is None:
         sys.exit("wrk is needed: apt-get install -y wrk")
-    ensure_venv()
+    ensure_venv(python)
     rounds = args.rounds or (1 if args.quick else 3)
     duration = args.duration or (2.0 if args.quick else 4.0)
     warmup = args.warmup if args.warmup is not None else 1.0
@@ -667,6 +703,20 @@ def main() -> None:
     chart(table, RESULTS / f"{args.output}.png")
     print((RESULTS / f"{args.output}.md").read_text())
     print(f"elapsed {meta['elapsed_s']} s; wrote {RESULTS}/{args.output}.{{md,json,png}}")
+
+
+def _without_options(argv: list[str], names: tuple[str, ...]) -> list[str]:
+    """``argv`` less the options ``names`` (``--name value`` or ``--name=value``)."""
+    out: list[str] = []
+    skip = False
+    for arg in argv:
+        if skip:
+            skip = False
+        elif arg in names:
+            skip = True
+        elif not arg.startswith(tuple(f"{name}=" for name in names)):
+            out.append(arg)
+    return out
 
 
 if __name__ == "__main__":

@@ -7,7 +7,7 @@ from collections.abc import Callable
 
 
 class WriteFlow:
-    """asyncio's ``pause_writing``/``resume_writing`` as an awaitable ``wait()``, plus a send timeout.
+    """asyncio's ``pause_writing``/``resume_writing`` as an awaitable ``waiter()``, plus a send timeout.
 
     While the transport's buffer is above its high-water mark, senders wait instead of growing it; a client
     that reads nothing for ``timeout`` seconds meanwhile gets ``on_timeout()`` (the protocol drops it).
@@ -45,12 +45,15 @@ class WriteFlow:
         self._cancel_timer()
         self.release()
 
-    async def wait(self) -> None:
-        """Return once writing may go on; the caller checks ``paused`` first (the fast path)."""
+    def waiter(self) -> asyncio.Future[None]:
+        """What a sender awaits until writing may go on; the caller checks ``paused`` first (the fast path).
+
+        Awaited by hatchway._app_task, not here: see there why this module holds no coroutine.
+        """
         if self._waiter is None:
             self._waiter = self._loop.create_future()
         # Shielded: one sender cancelled must not cancel the future the others wait on.
-        await asyncio.shield(self._waiter)
+        return asyncio.shield(self._waiter)
 
     def _cancel_timer(self) -> None:
         if self._timer is not None:

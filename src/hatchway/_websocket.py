@@ -23,6 +23,7 @@ from websockets.frames import Frame, Opcode
 from websockets.http11 import Request, Response
 from websockets.protocol import CONNECTING, OPEN
 
+from hatchway._app_task import run_websocket
 from hatchway._errors import ClientDisconnected
 from hatchway._flow import WriteFlow
 from hatchway._logs import logger
@@ -374,13 +375,14 @@ class WebSocketProtocol(asyncio.Protocol):
             self.queue_full = False
             self._update_reading()
 
-    async def drain(self) -> None:
+    def write_waiter(self) -> asyncio.Future[None] | None:
         if self.flow.paused and not self.lost:
-            await self.flow.wait()
+            return self.flow.waiter()
+        return None
 
     # -- the app task --------------------------------------------------------------------------------------
     def start(self, app: Any) -> None:
-        coro = self.session.run(app)
+        coro = run_websocket(self.session, app)
         if self.config.reset_contextvars:
             task = contextvars.Context().run(self.loop.create_task, coro)
         else:

@@ -46,7 +46,7 @@ class WsConn(Protocol):
     def send_message(self, data: str | bytes | bytearray | memoryview) -> None: ...
     def close(self, code: int, reason: str) -> None: ...
     def message_taken(self) -> None: ...
-    async def drain(self) -> None: ...
+    def write_waiter(self) -> Awaitable[None] | None: ...
 
 
 def default_header_pairs(raw: bytes) -> list[tuple[str, str]]:
@@ -78,6 +78,18 @@ def _app_headers(raw: Any) -> list[tuple[str, str]]:
             raise RuntimeError(f"Invalid HTTP header in WebSocket response: {name!r}: {value!r}.")
         headers.append((name.decode("latin-1"), value.decode("latin-1")))
     return headers
+
+
+def _data(message: Message) -> str | bytes | bytearray | memoryview:
+    """The payload of a ``websocket.send`` message, checked."""
+    data = message.get("bytes")
+    if data is None:
+        data = message.get("text")
+        if not isinstance(data, str):
+            raise RuntimeError("websocket.send needs 'bytes' or 'text' (not None).")
+    elif not isinstance(data, (bytes, bytearray, memoryview)):
+        raise RuntimeError(f"websocket.send 'bytes' must be bytes, got {type(data).__name__}.")
+    return data
 
 
 class MessageAssembler:
@@ -156,32 +168,44 @@ class WebSocketSession:
             if not waiter.done():
                 waiter.set_result(None)
 
-    # -- the ASGI callables ---------------------------------------------------------------------------
-    async def receive(self) -> Message:
-        while not self.inbox:
-            if self.final is not None:
-                return self.final
-            if self._waiter is None:
-                self._waiter = self.conn.loop.create_future()
-            await self._waiter
+    # -- the ASGI callables ----------------------------------------------------------------------------
+    # The app's receive() and send() are coroutines of hatchway._app_task (pure Python, see why there); they
+    # call these methods, which do the work and hand back the future to wait on, if any.
+    def take(self) -> Message | None:
+        """receive(): the next message, or None when it must wait (``waiter``) and ask again."""
+        if not self.inbox:
+            return self.final
         message = self.inbox.popleft()
         self.conn.message_taken()
         return message
 
-    async def send(self, message: Message) -> None:
+    def waiter(self) -> asyncio.Future[None]:
+        if self._waiter is None:
+            self._waiter = self.conn.loop.create_future()
+        return self._waiter
+
+    def send_message(self, message: Message) -> Awaitable[None] | None:
+        """send(): checks and acts on ``message``; returns what to wait for (room in the write buffer), if
+        anything, before ``room_made``."""
         kind = message["type"]
         handler = _SEND.get((self.stage, kind))
         if handler is None:
             if self.gone and not self.closed_by_app:
                 if kind == "websocket.close":
-                    return  # closing an already-closed connection is a no-op
+                    return None  # closing an already-closed connection is a no-op
                 if kind == "websocket.send":
                     raise ClientDisconnected("the WebSocket connection is closed")
             raise RuntimeError(f"Unexpected ASGI message {kind!r}: {_EXPECTED[self.stage]}.")
-        await handler(self, message)
+        return handler(self, message)
+
+    def room_made(self, message: Message) -> None:
+        """send() of a ``websocket.send`` that had to wait for room: the message goes out now."""
+        if self.gone:  # the peer left while the app waited for room in the write buffer
+            raise ClientDisconnected("the WebSocket connection is closed")
+        self.conn.send_message(_data(message))
 
     # -- send handlers, one per (stage, message type) -------------------------------------------------
-    async def _accept(self, message: Message) -> None:
+    def _accept(self, message: Message) -> None:
         if self.gone:
             raise ClientDisconnected("the client went away before the WebSocket was accepted")
         subprotocol = message.get("subprotocol")
@@ -192,18 +216,18 @@ class WebSocketSession:
         self.conn.accept(subprotocol, headers)
         self._log("[accepted]")
 
-    async def _close_before_accept(self, message: Message) -> None:
+    def _close_before_accept(self, message: Message) -> None:
         self.closed_by_app = True
         self._refuse_403()
 
-    async def _response_start(self, message: Message) -> None:
+    def _response_start(self, message: Message) -> None:
         status = message.get("status")
         if not isinstance(status, int) or not 100 <= status < 600:
             raise RuntimeError(f"Invalid HTTP status code {status!r} in websocket.http.response.start.")
         self._response = (status, _app_headers(message.get("headers")))
         self.stage = Stage.RESPONSE
 
-    async def _response_body(self, message: Message) -> None:
+    def _response_body(self, message: Message) -> None:
         body = message.get("body", b"")
         if body:
             self._body.append(bytes(body))
@@ -223,22 +247,17 @@ class WebSocketSession:
         self._body = []
         self.disconnected(1006)
 
-    async def _send_data(self, message: Message) -> None:
+    def _send_data(self, message: Message) -> Awaitable[None] | None:
         if self.gone:
             raise ClientDisconnected("the WebSocket connection is closed")
-        data = message.get("bytes")
-        if data is None:
-            data = message.get("text")
-            if not isinstance(data, str):
-                raise RuntimeError("websocket.send needs 'bytes' or 'text' (not None).")
-        elif not isinstance(data, (bytes, bytearray, memoryview)):
-            raise RuntimeError(f"websocket.send 'bytes' must be bytes, got {type(data).__name__}.")
-        await self.conn.drain()
-        if self.gone:  # the peer left while the app waited for room in the write buffer
-            raise ClientDisconnected("the WebSocket connection is closed")
+        data = _data(message)
+        waiter = self.conn.write_waiter()
+        if waiter is not None:
+            return waiter  # room_made() sends it
         self.conn.send_message(data)
+        return None
 
-    async def _close(self, message: Message) -> None:
+    def _close(self, message: Message) -> None:
         code = message.get("code", 1000)
         reason = message.get("reason") or ""
         if not isinstance(code, int) or not (code in _APP_CLOSE_CODES or 3000 <= code < 5000):
@@ -256,24 +275,21 @@ class WebSocketSession:
         self.conn.close(code, reason)
         self.disconnected(code, reason)
 
-    # -- running the app ------------------------------------------------------------------------------
-    async def run(self, app: Any) -> None:
-        try:
-            result = await app(self.scope, self.receive, self.send)
-        except ClientDisconnected:
+    # -- running the app (the coroutine is hatchway._app_task.run_websocket) ---------------------------
+    def app_raised(self, exc: BaseException) -> bool:
+        """The app raised ``exc``: log it and answer for it; True when the task must re-raise it."""
+        if isinstance(exc, ClientDisconnected):
             logger.debug("The WebSocket client disconnected while the app was sending.")
-        except BaseException as exc:
-            if isinstance(exc, asyncio.CancelledError) and self.gone:
-                raise
-            self._app_failed(exc)
-            if not isinstance(exc, Exception):
-                raise
-        else:
-            if result is not None:
-                logger.error("ASGI callable should return None, but returned %r.", result)
-            self._app_returned()
-        finally:
-            self.scope = {}  # break the scope -> app references early
+            return False
+        if isinstance(exc, asyncio.CancelledError) and self.gone:
+            return True
+        self._app_failed(exc)
+        return not isinstance(exc, Exception)
+
+    def app_returned(self, result: object) -> None:
+        if result is not None:
+            logger.error("ASGI callable should return None, but returned %r.", result)
+        self._app_returned()
 
     def _app_failed(self, exc: BaseException) -> None:
         # Logged with its traceback even when the client has already gone, as uvicorn does: the exception is
@@ -337,7 +353,7 @@ class WebSocketSession:
 # 1004-1006 and 1015 are reserved and must never be sent in a close frame (RFC 6455 7.4.1).
 _APP_CLOSE_CODES = frozenset({1000, 1001, 1002, 1003, 1007, 1008, 1009, 1010, 1011, 1012, 1013, 1014})
 
-_Handler = Callable[[WebSocketSession, Message], Awaitable[None]]
+_Handler = Callable[[WebSocketSession, Message], Awaitable[None] | None]
 _SEND: dict[tuple[Stage, str], _Handler] = {
     (Stage.HANDSHAKE, "websocket.accept"): WebSocketSession._accept,
     (Stage.HANDSHAKE, "websocket.close"): WebSocketSession._close_before_accept,

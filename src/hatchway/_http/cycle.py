@@ -10,6 +10,7 @@ import asyncio
 import http
 import logging
 import re
+from collections.abc import Awaitable
 from typing import TYPE_CHECKING, Any, Final, Protocol
 
 from hatchway._errors import ClientDisconnected
@@ -115,7 +116,7 @@ class Conn(Protocol):
     def write(self, data: bytes) -> None: ...
     def write_soon(self, data: bytes) -> None: ...
     def writelines(self, data: tuple[bytes, bytes]) -> None: ...
-    async def drain(self) -> None: ...
+    def write_waiter(self) -> Awaitable[None] | None: ...
     def resume_reading(self) -> None: ...
     def wait_for_body(self, cycle: Cycle) -> None: ...
     def cycle_done(self, cycle: Cycle) -> None: ...
@@ -221,7 +222,7 @@ class Cycle:
                 if not waiter.done():
                     waiter.set_result(None)
 
-    async def _wait(self) -> None:
+    def _waiter(self) -> asyncio.Future[None]:
         # One future per waiting receive() (usually none, sometimes two: a body reader and a disconnect
         # listener), woken together like an Event's waiters.
         waiter = self._state.loop().create_future()
@@ -229,10 +230,13 @@ class Cycle:
             self._waiters = [waiter]
         else:
             self._waiters.append(waiter)
-        await waiter
+        return waiter
 
-    # -- ASGI ---------------------------------------------------------------------------------------
-    async def receive(self) -> Message:
+    # -- ASGI -------------------------------------------------------------------------------------------
+    # The app's receive() and send() are coroutines of hatchway._app_task (pure Python, see why there); they
+    # call these methods, which do the work and hand back the future to wait on, if any.
+    def receive_waiter(self) -> asyncio.Future[None] | None:
+        """receive(), first half: what it must wait for before ``receive_message``, or None."""
         if self.expect_continue and not self.disconnected and not self.response_started:
             self._conn.write(b"HTTP/1.1 100 Continue\r\n\r\n")
             self.expect_continue = False
@@ -240,10 +244,14 @@ class Cycle:
             if self.more_body:
                 self._conn.resume_reading()
                 self._conn.wait_for_body(self)
-                await self._wait()
-            elif self.final_delivered and not self.client_eof:
+                return self._waiter()
+            if self.final_delivered and not self.client_eof:
                 # The whole body was delivered: as in uvicorn, the next receive waits for the client to go.
-                await self._wait()
+                return self._waiter()
+        return None
+
+    def receive_message(self) -> Message:
+        """receive(), second half: the message."""
         if self.disconnected or self.response_complete or (self.client_eof and self.final_delivered):
             return {"type": "http.disconnect"}
         body = self.body[0] if len(self.body) == 1 else b"".join(self.body)
@@ -254,7 +262,9 @@ class Cycle:
             self.final_delivered = True
         return {"type": "http.request", "body": body, "more_body": more_body}
 
-    async def send(self, message: Message) -> None:
+    def send_message(self, message: Message) -> Awaitable[None] | None:
+        """send(): checks and frames ``message``; returns what to wait for (room in the write buffer), if
+        anything, before ``room_made``."""
         kind = message["type"]
         if kind == "http.response.body":
             if not self.response_started or self.response_complete:
@@ -267,22 +277,23 @@ class Cycle:
                 )
             if self.disconnected:
                 raise ClientDisconnected("the client disconnected")
-            body = message.get("body", b"")
-            more_body = message.get("more_body", False)
-            self._write_body(body, more_body)
+            self._write_body(message.get("body", b""), message.get("more_body", False))
             if self._conn.write_paused:
-                await self._conn.drain()
-                if self.disconnected and more_body:
-                    raise ClientDisconnected("the client disconnected")
-            return
+                return self._conn.write_waiter()
+            return None
         if kind == "http.response.start":
             if self.response_started:
                 raise RuntimeError(
                     "Unexpected ASGI message 'http.response.start' sent, after response already started."
                 )
             self._start(message)
-            return
+            return None
         raise RuntimeError(f"Unexpected ASGI message {kind!r} sent for an HTTP request.")
+
+    def room_made(self, message: Message) -> None:
+        """send(), after waiting for room: a client gone meanwhile fails every body message but the last."""
+        if self.disconnected and message.get("more_body", False):
+            raise ClientDisconnected("the client disconnected")
 
     # -- response framing ----------------------------------------------------------------------------
     def _start(self, message: Message) -> None:
@@ -497,34 +508,33 @@ class Cycle:
             self.status,
         )
 
-    # -- running the app ----------------------------------------------------------------------------
-    async def run_asgi(self, app: Any) -> None:
-        try:
-            # Any awaitable is a valid ASGI return (a coroutine, a Task, a Future).
-            result = await app(self.scope, self.receive, self.send)
-        except ClientDisconnected:
+    # -- running the app (the coroutine is hatchway._app_task.run_http) ------------------------------
+    def app_raised(self, exc: BaseException) -> bool:
+        """The app raised ``exc``: log it and answer for it; True when the task must re-raise it."""
+        if isinstance(exc, ClientDisconnected):
             logger.debug("The client disconnected while the response was being sent.")
-        except BaseException as exc:
-            if isinstance(exc, asyncio.CancelledError) and self.disconnected:
-                raise
-            self._app_failed(exc)
-            if not isinstance(exc, Exception):
-                raise
-        else:
-            if result is not None:
-                logger.error("ASGI callable should return None, but returned %r.", result)
-            if not self.response_started:
-                if not self.disconnected:
-                    logger.error("ASGI callable returned without starting response.")
-                    self._send_500()
-            elif not self.response_complete and not self.disconnected:
-                logger.error("ASGI callable returned without completing response.")
-                self._abort_response()
-        finally:
-            self.scope = {}  # break the cycle scope -> app references early
-            if self.task is not None:
-                self._state.tasks.discard(self.task)
-                self.task = None
+            return False
+        if isinstance(exc, asyncio.CancelledError) and self.disconnected:
+            return True
+        self._app_failed(exc)
+        return not isinstance(exc, Exception)
+
+    def app_returned(self, result: object) -> None:
+        if result is not None:
+            logger.error("ASGI callable should return None, but returned %r.", result)
+        if not self.response_started:
+            if not self.disconnected:
+                logger.error("ASGI callable returned without starting response.")
+                self._send_500()
+        elif not self.response_complete and not self.disconnected:
+            logger.error("ASGI callable returned without completing response.")
+            self._abort_response()
+
+    def app_done(self) -> None:
+        self.scope = {}  # break the cycle scope -> app references early
+        if self.task is not None:
+            self._state.tasks.discard(self.task)
+            self.task = None
 
     def _app_failed(self, exc: BaseException) -> None:
         if self.disconnected and self.response_started:

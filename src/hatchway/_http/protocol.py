@@ -13,6 +13,7 @@ from collections.abc import Callable, Coroutine
 from typing import TYPE_CHECKING, Any, Final
 from urllib.parse import unquote_to_bytes
 
+from hatchway._app_task import run_http, service_unavailable
 from hatchway._flow import WriteFlow
 from hatchway._http.cycle import HIGH_WATER, Cycle, plain_response
 from hatchway._http.events import Body, Codec, ParseError, RequestEnd, RequestHead
@@ -84,7 +85,7 @@ class HttpProtocol(asyncio.Protocol):
         self.config = config
         self.state = state
         self.app = app
-        self.loop = loop or asyncio.get_event_loop()
+        self.loop = loop or asyncio.get_running_loop()
         self.codec = codec_factory()
         self.trusted = trusted
         self.proxy_family = config.proxy_headers_family
@@ -262,9 +263,10 @@ class HttpProtocol(asyncio.Protocol):
             if not self.closed:
                 self.transport.write(out[0] if len(out) == 1 else b"".join(out))
 
-    async def drain(self) -> None:
+    def write_waiter(self) -> asyncio.Future[None] | None:
         if self.write_paused and not self.closed:
-            await self.flow.wait()
+            return self.flow.waiter()
+        return None
 
     def pause_reading(self) -> None:
         if not self.reading_paused and not self.closed:
@@ -351,7 +353,7 @@ class HttpProtocol(asyncio.Protocol):
         if limit is not None and (len(self.state.connections) > limit or len(self.state.tasks) >= limit):
             logger.warning("Exceeded concurrency limit.")
             app = service_unavailable
-        coro = cycle.run_asgi(app)
+        coro = run_http(cycle, app)
         if self.config.reset_contextvars:
             task = contextvars.Context().run(self._new_task, coro)
         else:
@@ -612,14 +614,3 @@ _ERROR_TEXT: Final = {
     501: "Not Implemented",
     505: "HTTP Version Not Supported",
 }
-
-
-async def service_unavailable(scope: dict[str, Any], receive: Any, send: Any) -> None:
-    await send(
-        {
-            "type": "http.response.start",
-            "status": 503,
-            "headers": [(b"content-type", b"text/plain; charset=utf-8"), (b"connection", b"close")],
-        }
-    )
-    await send({"type": "http.response.body", "body": b"Service Unavailable"})

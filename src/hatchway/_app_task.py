@@ -1,0 +1,88 @@
+"""The coroutines an app's task runs: every ``await`` of the request path, kept out of the compiled modules.
+
+setup.py compiles the per-request modules with mypyc, and a coroutine compiled by mypyc (up to at least
+mypy 2.4) passes an exception on to the awaitable it waits on as ``throw(type, value, traceback)``. Python
+3.12 deprecates that signature for coroutines, generators and asyncio's future iterators alike, so a task
+cancelled while a compiled coroutine waited (``asyncio.timeout``, anyio cancel scopes, shutdown) would raise
+a DeprecationWarning on the way to the app, and under ``-W error`` the warning would replace the
+CancelledError. Hence the split: the compiled modules hold no ``async def`` at all (tests/test_app_task.py
+checks), and this module, plain Python in every build, holds the few coroutines that wait, on the app or on
+a future, while the work they do between two waits (framing, validation, state) stays compiled. The
+interpreter's own coroutines pass a thrown exception on with one argument on every version.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from hatchway._http.cycle import Cycle
+    from hatchway._ws_asgi import WebSocketSession
+
+Message = dict[str, Any]
+
+
+async def run_http(cycle: Cycle, app: Any) -> None:
+    """Run the app for one HTTP request: its task's coroutine, and the ``receive``/``send`` pair it gets."""
+
+    async def receive() -> Message:
+        waiter = cycle.receive_waiter()
+        if waiter is not None:
+            await waiter
+        return cycle.receive_message()
+
+    async def send(message: Message) -> None:
+        waiter = cycle.send_message(message)
+        if waiter is not None:  # the transport's buffer is full: wait for the client to read
+            await waiter
+            cycle.room_made(message)
+
+    try:
+        # Any awaitable is a valid ASGI return (a coroutine, a Task, a Future).
+        result = await app(cycle.scope, receive, send)
+    except BaseException as exc:
+        if cycle.app_raised(exc):
+            raise
+    else:
+        cycle.app_returned(result)
+    finally:
+        cycle.app_done()
+
+
+async def run_websocket(session: WebSocketSession, app: Any) -> None:
+    """Run the app for one WebSocket: its task's coroutine, and the ``receive``/``send`` pair it gets."""
+
+    async def receive() -> Message:
+        message = session.take()
+        while message is None:
+            await session.waiter()
+            message = session.take()
+        return message
+
+    async def send(message: Message) -> None:
+        waiter = session.send_message(message)
+        if waiter is not None:  # the transport's buffer is full: wait for the client to read
+            await waiter
+            session.room_made(message)
+
+    try:
+        result = await app(session.scope, receive, send)
+    except BaseException as exc:
+        if session.app_raised(exc):
+            raise
+    else:
+        session.app_returned(result)
+    finally:
+        session.scope = {}  # break the scope -> app references early
+
+
+async def service_unavailable(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    """The app run instead of the real one past ``limit_concurrency``."""
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 503,
+            "headers": [(b"content-type", b"text/plain; charset=utf-8"), (b"connection", b"close")],
+        }
+    )
+    await send({"type": "http.response.body", "body": b"Service Unavailable"})
