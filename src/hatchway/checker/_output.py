@@ -34,6 +34,8 @@ def text(result: Result) -> str:
             lines.append(f"{fixable} fixable with --fix.")
         if codes:
             lines.append("Rule docs: " + ", ".join(docs_page(c) for c in codes))
+            # The docs directory is not installed; the same pages ship inside the package.
+            lines.append("Offline: " + ", ".join(f"hatchway explain {c}" for c in codes))
     else:
         lines.append(f"All checks passed ({_files(result.files)}).")
     return "\n".join(lines) + "\n"
