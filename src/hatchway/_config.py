@@ -41,6 +41,7 @@ UNSUPPORTED_CHOICES: dict[tuple[str, str], str] = {
 }
 DEFAULT_FORWARDED_ALLOW_IPS = "127.0.0.1,::1"
 PROXY_HEADER_FAMILIES = ("x-forwarded", "forwarded")
+PROXY_PROTOCOL_CHOICES = ("off", "v1", "v2", "auto")
 
 LOGGING_CONFIG: dict[str, Any] = {
     "version": 1,
@@ -349,6 +350,60 @@ class Config:
     limit_request_head_size: int = option(
         65536, help="Maximum size of the whole request head in bytes (431 beyond).", hatchway_only=True
     )
+    # -- hatchway's own options: behind load balancers and in Kubernetes (docs/deployment.md) ------------
+    proxy_protocol: str = option(
+        "off",
+        help="Expect a PROXY protocol header (v1, v2, or auto: either) before each connection's first request, "
+        "from peers in forwarded_allow_ips only; it gives the client and server addresses. Other peers, and "
+        "connections without a valid header, are closed.",
+        choices=PROXY_PROTOCOL_CHOICES,
+        hatchway_only=True,
+    )
+    shutdown_delay: float = option(
+        0.0,
+        help="On SIGTERM, keep serving for this many seconds while --ready-path answers 503 (load balancers "
+        "stop sending new requests), then shut down gracefully. A second signal ends the delay.",
+        metavar="SECONDS",
+        hatchway_only=True,
+    )
+    ready_path: str | None = option(
+        None,
+        help="A path the server answers itself, without calling the app: 200 'ok' when serving, 503 while "
+        "draining (--shutdown-delay). For readiness probes. Off unless set.",
+        type=str,
+        metavar="PATH",
+        hatchway_only=True,
+    )
+    live_path: str | None = option(
+        None,
+        help="A path the server answers itself with 200 'ok' while its event loop runs, without calling the "
+        "app. For liveness probes. Off unless set.",
+        type=str,
+        metavar="PATH",
+        hatchway_only=True,
+    )
+    limit_max_rss: int | None = option(
+        None,
+        help="Replace a worker whose resident memory passes this many MiB (a new worker starts first; the old "
+        "one finishes its requests). Runs the worker supervisor even with one worker.",
+        type=int,
+        metavar="MIB",
+        hatchway_only=True,
+    )
+    limit_max_lifetime: float | None = option(
+        None,
+        help="Replace a worker after it has served for this many seconds, plus a random 0 to "
+        "--limit-max-lifetime-jitter. Runs the worker supervisor even with one worker.",
+        type=float,
+        metavar="SECONDS",
+        hatchway_only=True,
+    )
+    limit_max_lifetime_jitter: float = option(
+        0.0,
+        help="Maximum random seconds added to each worker's --limit-max-lifetime. Staggers worker restarts.",
+        metavar="SECONDS",
+        hatchway_only=True,
+    )
 
     def __post_init__(self) -> None:
         # The env file comes first, as in uvicorn: it may set WEB_CONCURRENCY or FORWARDED_ALLOW_IPS, which
@@ -383,7 +438,12 @@ class Config:
 
     @property
     def use_subprocess(self) -> bool:
-        return bool(self.reload or (self.workers or 1) > 1)
+        return bool(self.reload or (self.workers or 1) > 1 or self.recycles_workers)
+
+    @property
+    def recycles_workers(self) -> bool:
+        """Workers are replaced on memory or age: that takes a supervisor, even for one worker."""
+        return self.limit_max_rss is not None or self.limit_max_lifetime is not None
 
     @property
     def should_reload(self) -> bool:

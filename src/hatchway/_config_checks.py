@@ -14,6 +14,7 @@ from hatchway._config import (
     LOG_LEVELS,
     LOOP_CHOICES,
     PROXY_HEADER_FAMILIES,
+    PROXY_PROTOCOL_CHOICES,
     UNSUPPORTED_CHOICES,
     WS_CHOICES,
     Config,
@@ -237,6 +238,84 @@ def _check_proxies(config: Config) -> list[Problem]:
     return problems
 
 
+def _check_health_paths(config: Config) -> list[Problem]:
+    problems = []
+    for name in ("ready_path", "live_path"):
+        value = getattr(config, name)
+        if value is None:
+            continue
+        if not isinstance(value, str) or not value.startswith("/") or any(c in value for c in " ?#\r\n\t"):
+            problems.append(
+                Problem(
+                    name,
+                    f"expected a path starting with '/' (no spaces, query or fragment), got {value!r}",
+                    "HW101",
+                    "for example --ready-path /ready",
+                )
+            )
+    if not problems and config.ready_path is not None and config.ready_path == config.live_path:
+        problems.append(
+            Problem(
+                "live_path",
+                f"ready_path and live_path are both {config.ready_path!r}",
+                "HW104",
+                "give them different paths: readiness turns 503 while draining, liveness does not",
+            )
+        )
+    return problems
+
+
+def _check_proxy_protocol(config: Config) -> list[Problem]:
+    problems = _choice("proxy_protocol", PROXY_PROTOCOL_CHOICES)(config)
+    if problems or config.proxy_protocol == "off":
+        return problems
+    value = config.forwarded_allow_ips
+    if value is None:
+        value = os.environ.get("FORWARDED_ALLOW_IPS", DEFAULT_FORWARDED_ALLOW_IPS)
+    items = value.split(",") if isinstance(value, str) else list(value)
+    if not any(str(i).strip() for i in items):
+        problems.append(
+            Problem(
+                "proxy_protocol",
+                f"proxy_protocol={config.proxy_protocol!r} needs trusted peers, but forwarded_allow_ips is empty",
+                "HW104",
+                "set --forwarded-allow-ips to the load balancer's address or network (or its UNIX socket path)",
+            )
+        )
+    if config.is_ssl:
+        problems.append(
+            Problem(
+                "proxy_protocol",
+                "the PROXY protocol cannot be combined with TLS in hatchway (the header precedes the TLS "
+                "handshake)",
+                "HW104",
+                "terminate TLS at the load balancer, or turn proxy_protocol off",
+            )
+        )
+    return problems
+
+
+def _check_recycling(config: Config) -> list[Problem]:
+    problems = _int_range("limit_max_rss", 1, optional=True)(config)
+    problems += _non_negative("limit_max_lifetime_jitter")(config)
+    lifetime = config.limit_max_lifetime
+    if lifetime is not None and (not _is_number(lifetime) or lifetime <= 0):
+        problems.append(
+            Problem("limit_max_lifetime", f"expected a number of seconds > 0, got {lifetime!r}", "HW101")
+        )
+    if not problems and config.reload is True and config.recycles_workers:
+        name = "limit_max_rss" if config.limit_max_rss is not None else "limit_max_lifetime"
+        problems.append(
+            Problem(
+                name,
+                f"reload=True and {name} cannot be combined",
+                "HW104",
+                "workers are recycled in production; drop reload, or drop the limit",
+            )
+        )
+    return problems
+
+
 def _check_headers(config: Config) -> list[Problem]:
     problems = []
     for header in config.headers or []:
@@ -320,4 +399,8 @@ CHECKS: tuple[Check, ...] = (
     _check_proxies,
     _check_headers,
     _check_reload_lists,
+    _check_proxy_protocol,
+    _non_negative("shutdown_delay"),
+    _check_health_paths,
+    _check_recycling,
 )

@@ -20,6 +20,7 @@ from typing import Any, TypeVar
 from hatchway._app import asgi_version, load_app
 from hatchway._config import Config
 from hatchway._errors import HatchwayError, ServerStateError, StartupError, for_caller
+from hatchway._health import HealthApp
 from hatchway._http.protocol import HttpProtocol, make_codec_factory
 from hatchway._lifespan import Lifespan
 from hatchway._logs import configure_logging, logger
@@ -125,6 +126,21 @@ def _install_exit_hook() -> None:
             _exit_hook_installed = True
 
 
+def _proxy_protocol_factory(
+    config: Config, state: ServerState, make_http: Callable[[], Any], loop: asyncio.AbstractEventLoop
+) -> Callable[[], asyncio.Protocol]:
+    from hatchway._proxy_gate import ProxyProtocolGate
+
+    # The PROXY header's trust does not depend on proxy_headers: only forwarded_allow_ips.
+    trusted = _trusted_proxies(tuple(config.trusted_proxies))
+    mode, timeout = config.proxy_protocol, config.timeout_request_header
+
+    def factory() -> asyncio.Protocol:
+        return ProxyProtocolGate(mode, trusted, state, timeout, make_http, loop)
+
+    return factory
+
+
 class Server:
     """An ASGI server for one Config. ``run()`` blocks; ``await serve()`` runs in the current loop.
 
@@ -160,6 +176,10 @@ class Server:
         # Called (in the server's thread) once it listens and lifespan start-up is done: the background
         # helper's readiness signal, without a waiter task in the loop.
         self._on_started: Callable[[], None] | None = None
+        # The drain before a shutdown (shutdown_delay): readiness answers 503 meanwhile.
+        self._health: HealthApp | None = None
+        self._draining = False
+        self._drain_timer: asyncio.TimerHandle | None = None
 
     # -- public state ---------------------------------------------------------------------------------
     @property
@@ -246,6 +266,42 @@ class Server:
         if self._stop_event is not None:
             self._stop_event.set()
 
+    @property
+    def draining(self) -> bool:
+        """True from the start of a drain (``drain()``, or SIGTERM with ``shutdown_delay``) until stopped."""
+        return self._draining
+
+    def drain(self, delay: float | None = None) -> None:
+        """Keep serving for ``delay`` seconds (default: ``shutdown_delay``) with ``ready_path`` answering 503,
+        then stop gracefully. Safe from any thread. ``stop()`` itself never waits: it is the way to end a drain
+        early. With signal handling, SIGTERM calls this when ``shutdown_delay`` is set."""
+        loop = self._loop
+        if loop is None or loop.is_closed():
+            return
+        with contextlib.suppress(RuntimeError):  # the loop closed meanwhile
+            loop.call_soon_threadsafe(self._begin_drain, delay, True)
+
+    def _begin_drain(self, delay: float | None, stop_after: bool) -> None:
+        """In the loop: mark the server draining; ``stop_after``: stop once ``delay`` has passed (a supervised
+        worker's supervisor keeps the time itself and sends SIGTERM)."""
+        if self._draining or self._should_exit or self.state is None:
+            return
+        self._draining = True
+        if self._health is not None:
+            self._health.draining = True
+        if not stop_after:
+            logger.info("Draining: readiness answers 503 until the supervisor stops this worker.")
+            return
+        delay = self.config.shutdown_delay if delay is None else delay
+        logger.info("Draining for %ss before shutting down; readiness answers 503.", delay)
+        self._drain_timer = asyncio.get_running_loop().call_later(max(delay, 0.0), self._drain_over)
+
+    def _drain_over(self) -> None:
+        self._drain_timer = None
+        if not self._should_exit:
+            logger.info("Drain over.")
+            self.stop()
+
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
         """uvicorn's signal entry point: the first call stops gracefully, a second SIGINT forces."""
         self._on_signal(signal.Signals(sig))
@@ -281,6 +337,7 @@ class Server:
         if self.ready.is_set():
             self.ready.clear()
         self._signal_count = 0
+        self._draining = False
         self._stop_event = asyncio.Event()
         self._loop = asyncio.get_running_loop()
         if self._should_exit:  # stop() came before serve(): start, then stop at once, as uvicorn does
@@ -368,9 +425,14 @@ class Server:
         trusted = _trusted_proxies(tuple(config.trusted_proxies)) if config.proxy_headers else None
         codec_factory = make_codec_factory(config)
         app = self._app
+        if config.ready_path is not None or config.live_path is not None:
+            app = self._health = HealthApp(app, config.ready_path, config.live_path, config.root_path)
 
         def factory() -> asyncio.Protocol:
             return HttpProtocol(config, state, app, codec_factory, trusted, loop)
+
+        if config.proxy_protocol != "off":
+            factory = _proxy_protocol_factory(config, state, factory, loop)
 
         announce = sockets is None
         owned = list(sockets) if sockets is not None else bind_sockets(config)
@@ -409,6 +471,9 @@ class Server:
         assert state is not None
         logger.info("Shutting down")
         state.shutting_down = True
+        if self._drain_timer is not None:
+            self._drain_timer.cancel()
+            self._drain_timer = None
         # From here nothing listens, so nothing may report the server as started.
         self._close_listeners()
         with self._lock:
@@ -510,7 +575,21 @@ class Server:
 
     def _on_signal(self, sig: signal.Signals) -> None:
         self._signal_count += 1
-        if self._signal_count > 1 or self.force_exit:
+        if self._drain_timer is not None:
+            logger.info("Received %s while draining; shutting down now.", sig.name)
+            self._drain_timer.cancel()
+            self._drain_timer = None
+            self.stop()
+        elif (
+            sig == signal.SIGTERM
+            and self._signal_count == 1
+            and self.config.shutdown_delay > 0
+            and self._started
+            and not self._should_exit
+        ):
+            # Kubernetes, systemd and docker stop with SIGTERM; Ctrl+C (SIGINT) does not wait.
+            self._begin_drain(None, True)
+        elif self._signal_count > 1 or self.force_exit:
             logger.info("Received %s again; closing all connections now.", sig.name)
             self.stop(force=True)
         else:

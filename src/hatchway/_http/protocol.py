@@ -136,6 +136,18 @@ class HttpProtocol(asyncio.Protocol):
             return
         self._arm("head", self.config.timeout_request_header)
 
+    def set_proxied_addresses(self, client: Any, server: Any) -> None:
+        """A PROXY protocol header (``_proxy_gate``) named the connection's real ends. Proxy headers are then
+        believed only if that client is itself a trusted proxy: behind a TCP load balancer, any
+        X-Forwarded-For was written by the client."""
+        self.client = client
+        if server is not None:
+            self.server = server
+        if self.trusted is not None:
+            host = client[0] if client else None
+            self.use_proxy = host in self.trusted
+            self.proxy_peer = host
+
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
         self._out = None

@@ -7,6 +7,8 @@ Protocol with the parent (two pipes, both passed with ``pass_fds``):
 * status pipe (child -> parent): JSON lines ``{"event": "ready"}``, ``{"event": "failed", "message": ...}``,
   ``{"event": "beat"}`` once per ``beat_interval`` from the event loop (a hung loop goes silent), and
   ``{"event": "retiring"}`` when ``limit_max_requests`` is reached (the parent starts a replacement at once).
+* after ``go``, the control line ``drain`` makes a serving child's readiness path answer 503 (the pool's
+  ``shutdown_delay``); the SIGTERM that ends the drain comes from the parent.
 
 On Linux the child also asks the kernel for SIGTERM when the parent dies (``PR_SET_PDEATHSIG``).
 """
@@ -178,6 +180,8 @@ async def _serve_async(
         if not data:  # the supervisor is gone (even SIGKILLed): never outlive it
             loop.remove_reader(spec.control_fd)
             server.stop()
+        elif b"drain" in data:  # the pool drains (shutdown_delay); its SIGTERM follows
+            server._begin_drain(None, False)
 
     if spec.control_fd >= 0:
         loop.add_reader(spec.control_fd, on_control)

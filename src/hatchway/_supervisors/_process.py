@@ -17,6 +17,8 @@ from typing import Any
 
 from hatchway._supervisors._spec import ENV_SPEC, ChildSpec
 
+_PAGE_SIZE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
+
 
 class ChildState(enum.Enum):
     WAITING = "waiting"  # started ahead of time, waiting for "go" (the reloader's standby)
@@ -134,6 +136,21 @@ class Child:
         if self.state is not ChildState.STOPPING:
             self.stop_deadline = None if grace is None else time.monotonic() + grace
         self.state = ChildState.STOPPING
+
+    def drain(self) -> None:
+        """Tell a serving child that its pool drains: its readiness path answers 503 until SIGTERM."""
+        if self.control_fd is not None:
+            with contextlib.suppress(OSError):
+                os.write(self.control_fd, b"drain\n")
+
+    def rss(self) -> int | None:
+        """The child's resident memory in bytes, from ``/proc/PID/statm`` (one small read); None when the
+        system has no /proc or the child is gone."""
+        try:
+            with open(f"/proc/{self.pid}/statm", "rb") as statm:
+                return int(statm.read().split()[1]) * _PAGE_SIZE
+        except (OSError, ValueError, IndexError):
+            return None
 
     def kill(self) -> None:
         self.stop_requested = True

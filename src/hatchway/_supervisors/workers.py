@@ -4,12 +4,21 @@ Health: a worker that exits, or whose event loop stops beating for ``timeout_wor
 replaced (SIGKILL first when hung) while the others keep serving. A worker that fails while starting stops the
 pool with WorkerStartupError, since every replacement would fail the same way. Signals (main thread only):
 SIGHUP rolling restart (new worker ready before the old one stops), SIGTTIN/SIGTTOU one worker more/less,
-SIGINT/SIGTERM graceful stop (twice: now).
+SIGINT/SIGTERM graceful stop (twice: now); with ``shutdown_delay``, SIGTERM first drains: every worker's
+readiness path answers 503 while they keep serving for that long (a second signal ends the drain).
+
+Recycling (``limit_max_requests``, ``limit_max_rss``, ``limit_max_lifetime``): the replacement starts first,
+and the old worker is asked to stop once it is ready (for the request limit, the old worker stops itself
+meanwhile). One memory or age replacement at a time, so the pool never holds more than one extra worker for
+them. Memory is each worker's RSS from /proc, read every ``RSS_INTERVAL`` seconds.
+``restarts`` counts replacements by reason, for metrics.
 """
 
 from __future__ import annotations
 
+import collections
 import os
+import random
 import signal
 import time
 from typing import Any
@@ -17,6 +26,10 @@ from typing import Any
 from hatchway._logs import logger
 from hatchway._supervisors._base import Supervisor
 from hatchway._supervisors._process import Child, ChildState
+
+RSS_INTERVAL = 1.0
+#: The reasons ``WorkerPool.restarts`` counts.
+RESTART_REASONS = ("died", "hung", "requests", "rss", "lifetime", "sighup")
 
 
 class WorkerPool(Supervisor):
@@ -32,6 +45,14 @@ class WorkerPool(Supervisor):
         #: The new worker being brought up for the rolling restart, and the old one it replaces.
         self.rolling: tuple[Child, Child] | None = None
         self.booted = False  # every first-generation worker reported ready once
+        #: Workers replaced so far, by reason (RESTART_REASONS); read by metrics. Only grows.
+        self.restarts: collections.Counter[str] = collections.Counter()
+        #: Replacements for memory or age being brought up, each with the worker it replaces.
+        self.replacing: dict[Child, Child] = {}
+        self._no_recycle: set[Child] = set()  # its replacement failed to start: kept as it is
+        self._expires: dict[Child, float] = {}  # limit_max_lifetime (+ jitter), from ready
+        self._next_rss_check = 0.0
+        self._drain_until: float | None = None
 
     def handled_signals(self) -> list[int]:
         extra = [getattr(signal, name) for name in ("SIGHUP", "SIGTTIN", "SIGTTOU") if hasattr(signal, name)]
@@ -55,6 +76,15 @@ class WorkerPool(Supervisor):
                 old = self.rolling[1]
                 self.rolling = None
                 old.terminate(self._grace())
+            replaced = self.replacing.pop(child, None)
+            if replaced is not None:
+                replaced.terminate(self._grace())
+            lifetime = self.config.limit_max_lifetime
+            if lifetime is not None:
+                jitter = random.uniform(0, self.config.limit_max_lifetime_jitter)
+                self._expires[child] = time.monotonic() + lifetime + jitter
+            if self._drain_until is not None:
+                child.drain()
             if not self.booted and self.all_ready():
                 self.booted = True
         elif kind == "failed":
@@ -63,6 +93,7 @@ class WorkerPool(Supervisor):
             # limit_max_requests: start the replacement now; the old worker finishes its requests and exits.
             logger.info("Worker [%d] reached its request limit; starting a replacement.", child.pid)
             child.state = ChildState.STOPPING
+            self.restarts["requests"] += 1
             self.spawn()
 
     def _failed(self, child: Child, message: str) -> None:
@@ -79,9 +110,23 @@ class WorkerPool(Supervisor):
             self.to_roll = []
             child.terminate(0)
             return
+        old = self.replacing.pop(child, None)
+        if old is not None:
+            logger.error(
+                "New worker [%d] failed to start (%s); keeping worker [%d], which will not be recycled again.",
+                child.pid,
+                message,
+                old.pid,
+            )
+            old.retiring = False
+            self._no_recycle.add(old)
+            child.terminate(0)
+            return
         self.fail(f"Worker [{child.pid}] failed to start: {message}")
 
     def on_child_exit(self, child: Child) -> None:
+        self._expires.pop(child, None)
+        self._no_recycle.discard(child)
         if self.stopping or child.stop_requested:
             return
         if child.failure is not None:
@@ -92,6 +137,7 @@ class WorkerPool(Supervisor):
             logger.warning(
                 "Worker [%d] died (exit code %s); starting a replacement.", child.pid, child.returncode
             )
+            self.restarts["died"] += 1
         else:
             self._failed(child, f"exited with code {child.returncode} before it was ready")
 
@@ -106,10 +152,15 @@ class WorkerPool(Supervisor):
                 logger.error(
                     "Worker [%d] did not answer for %.1fs; killing it.", child.pid, now - child.last_beat
                 )
+                self.restarts["hung"] += 1
                 child.kill()
             elif child.state is ChildState.STARTING and now - child.started_at > self._startup_allowance:
                 self._failed(child, f"not ready after {self._startup_allowance:.0f} seconds")
         if self.stopping:
+            return
+        if self._drain_until is not None and now >= self._drain_until:
+            logger.info("Drain over; stopping workers.")
+            self.begin_stop()
             return
         new = self.rolling[0] if self.rolling is not None else None
         # Workers that serve or are on their way, not counting the one a rolling restart brings up.
@@ -123,6 +174,45 @@ class WorkerPool(Supervisor):
         for child in active[self.target :]:
             child.terminate(self._grace())
         self._continue_roll()
+        if self.config.recycles_workers and self._drain_until is None:
+            self._recycle(now)
+
+    def _recycle(self, now: float) -> None:
+        """Replace one worker past its lifetime or memory limit (one at a time), new worker first."""
+        if self.replacing or self.rolling is not None:
+            return
+        limit = self.config.limit_max_rss
+        check_rss = limit is not None and now >= self._next_rss_check
+        if check_rss:
+            self._next_rss_check = now + RSS_INTERVAL
+        for child in self.children:
+            if child.state is not ChildState.READY or child.retiring or child in self._no_recycle:
+                continue
+            expires = self._expires.get(child)
+            if expires is not None and now >= expires:
+                logger.info(
+                    "Worker [%d] reached its lifetime (limit_max_lifetime=%ss); starting a replacement.",
+                    child.pid,
+                    self.config.limit_max_lifetime,
+                )
+                self._replace(child, "lifetime")
+                return
+            rss = child.rss() if check_rss else None
+            if rss is not None and limit is not None and rss > limit * 1024 * 1024:
+                logger.warning(
+                    "Worker [%d] uses %.0f MiB, more than limit_max_rss=%d; starting a replacement.",
+                    child.pid,
+                    rss / (1024 * 1024),
+                    limit,
+                )
+                self._replace(child, "rss")
+                return
+
+    def _replace(self, old: Child, reason: str) -> None:
+        old.retiring = True  # no longer counted as serving; stopped once its replacement is ready
+        self._expires.pop(old, None)
+        self.restarts[reason] += 1
+        self.replacing[self.spawn()] = old
 
     def _continue_roll(self) -> None:
         if self.rolling is not None:
@@ -141,6 +231,7 @@ class WorkerPool(Supervisor):
     def handle_signal(self, sig: int) -> None:
         if sig == getattr(signal, "SIGHUP", None):
             logger.info("Received SIGHUP, restarting workers one by one.")
+            self.restarts["sighup"] += len([c for c in self.children if c.state is ChildState.READY])
             self.to_roll = [c for c in self.children if c.state is ChildState.READY and not c.retiring]
             self._continue_roll()
         elif sig == getattr(signal, "SIGTTIN", None):
@@ -152,5 +243,18 @@ class WorkerPool(Supervisor):
             else:
                 self.target -= 1
                 logger.info("Received SIGTTOU, decreasing to %d workers.", self.target)
+        elif sig == signal.SIGTERM and self.config.shutdown_delay > 0 and not self.stopping:
+            if self._drain_until is None:
+                delay = self.config.shutdown_delay
+                logger.info(
+                    "Received SIGTERM; draining for %ss before stopping (readiness answers 503).", delay
+                )
+                self._drain_until = time.monotonic() + delay
+                for child in self.children:
+                    if child.state is ChildState.READY:
+                        child.drain()
+            else:
+                logger.info("Received SIGTERM while draining; stopping now.")
+                self.begin_stop()
         else:
             super().handle_signal(sig)
