@@ -29,6 +29,7 @@ LOG_LEVELS: dict[str, int] = {
     "debug": logging.DEBUG,
     "trace": TRACE_LOG_LEVEL,
 }
+LOG_FORMATS = ("text", "json")
 HTTP_CHOICES = ("auto", "h11", "httptools")
 WS_CHOICES = ("auto", "none", "websockets", "websockets-sansio", "wsproto")
 LIFESPAN_CHOICES = ("auto", "on", "off")
@@ -181,6 +182,36 @@ class Config:
     access_log: bool = option(True, help="Enable/Disable access log.", secondary="--no-access-log")
     use_colors: bool | None = option(
         None, help="Enable/Disable colorized logging.", secondary="--no-use-colors"
+    )
+    # -- hatchway's own options: logs and metrics (docs/logging.md, docs/metrics.md) ----------------------
+    access_log_format: str | None = option(
+        None,
+        help="Access-log line in gunicorn's atoms, e.g. '%(h)s \"%(r)s\" %(s)s %(b)s %(D)s' (docs/logging.md "
+        "lists them). Default: uvicorn's line.",
+        type=str,
+        metavar="FORMAT",
+        hatchway_only=True,
+    )
+    log_format: str = option(
+        "text",
+        help="'text' (uvicorn's lines) or 'json' (one JSON object per line, for the error and the access log). "
+        "A --log-config of your own wins.",
+        choices=LOG_FORMATS,
+        hatchway_only=True,
+    )
+    request_id: bool = option(
+        False,
+        help="Give each request an id: X-Request-ID from a trusted proxy (forwarded_allow_ips) if valid, else a "
+        "new one; in the scope, in the request's log lines and in the X-Request-ID response header.",
+        hatchway_only=True,
+    )
+    metrics_address: str | None = option(
+        None,
+        help="Serve Prometheus metrics at http://HOST:PORT/metrics, summed over all workers. Needs "
+        "prometheus_client (pip install 'hatchway[metrics]'). Off unless set.",
+        type=str,
+        metavar="HOST:PORT",
+        hatchway_only=True,
     )
     interface: str = option(
         "auto", help="Select ASGI3, ASGI2, or WSGI as the application interface.", choices=INTERFACE_CHOICES

@@ -11,6 +11,7 @@ from hatchway._config import (
     HTTP_CHOICES,
     INTERFACE_CHOICES,
     LIFESPAN_CHOICES,
+    LOG_FORMATS,
     LOG_LEVELS,
     LOOP_CHOICES,
     PROXY_HEADER_FAMILIES,
@@ -360,6 +361,31 @@ def _check_types(config: Config) -> list[Problem]:
     return problems
 
 
+def _check_logs_and_metrics(config: Config) -> list[Problem]:
+    from hatchway._metrics import check_metrics_address, prometheus_available
+    from hatchway._observe import check_access_log_format
+
+    problems = []
+    wrong = check_access_log_format(config.access_log_format)
+    if wrong:
+        problems.append(Problem("access_log_format", wrong, "HW101"))
+    if not isinstance(config.request_id, bool):
+        problems.append(Problem("request_id", f"expected True or False, got {config.request_id!r}", "HW101"))
+    wrong = check_metrics_address(config.metrics_address)
+    if wrong:
+        problems.append(Problem("metrics_address", wrong, "HW101"))
+    elif config.metrics_address is not None and not prometheus_available():
+        problems.append(
+            Problem(
+                "metrics_address",
+                "serving metrics needs prometheus_client",
+                "HW105",
+                "pip install 'hatchway[metrics]'",
+            )
+        )
+    return problems
+
+
 CHECKS: tuple[Check, ...] = (
     _check_app,
     _check_main_in_children,
@@ -373,6 +399,8 @@ CHECKS: tuple[Check, ...] = (
     _choice("interface", INTERFACE_CHOICES),
     _choice("proxy_headers_family", PROXY_HEADER_FAMILIES),
     _check_log_level,
+    _choice("log_format", LOG_FORMATS),
+    _check_logs_and_metrics,
     _check_workers,
     _int_range("ws_max_size", 1),
     _int_range("ws_max_queue", 1),

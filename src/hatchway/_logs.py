@@ -9,10 +9,11 @@ import logging
 import logging.config
 import os
 import sys
+import time
 from copy import copy
 from typing import TYPE_CHECKING, Any, Literal
 
-from hatchway._config import LOG_LEVELS, TRACE_LOG_LEVEL
+from hatchway._config import LOG_LEVELS, LOGGING_CONFIG, TRACE_LOG_LEVEL
 from hatchway._errors import ConfigError, Problem
 
 if TYPE_CHECKING:
@@ -72,8 +73,18 @@ class ColourizedFormatter(logging.Formatter):
             if "color_message" in recordcopy.__dict__:
                 recordcopy.msg = recordcopy.__dict__["color_message"]
                 recordcopy.__dict__["message"] = recordcopy.getMessage()
-        recordcopy.__dict__["levelprefix"] = levelname + ":" + separator
+        prefix = levelname + ":" + separator
+        request_id = recordcopy.__dict__.get("request_id")
+        if request_id and not self._names_request_id:
+            # --request-id: each line of a request says which one, unless the format places the id itself.
+            prefix += f" [{request_id}]"
+        recordcopy.__dict__["levelprefix"] = prefix
+        recordcopy.__dict__.setdefault("request_id", "-")
         return super().formatMessage(recordcopy)
+
+    @property
+    def _names_request_id(self) -> bool:
+        return "request_id" in (self._fmt or "")
 
 
 class DefaultFormatter(ColourizedFormatter):
@@ -104,7 +115,51 @@ class AccessFormatter(ColourizedFormatter):
             recordcopy.__dict__.update(
                 {"client_addr": client_addr, "request_line": request_line, "status_code": status_text}
             )
+        else:
+            # A line in a custom access_log_format: it is the message; uvicorn's fields are left empty so
+            # that a format written for them still formats.
+            for name in ("client_addr", "request_line", "status_code"):
+                recordcopy.__dict__.setdefault(name, "-")
         return super().formatMessage(recordcopy)
+
+
+# The attributes every LogRecord has; anything else on a record came from ``extra`` and goes into JSON.
+_RECORD_ATTRIBUTES = frozenset(
+    {*logging.LogRecord("", 0, "", 0, "", None, None).__dict__, "message", "asctime", "color_message"}
+)
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line (``--log-format json``); the field names are documented in docs/logging.md.
+
+    Always: ``time`` (UTC, ISO 8601, milliseconds), ``level``, ``logger``, ``message``, ``pid``; then the
+    record's ``extra`` fields (an access line's ``client``, ``method``, ``path``, ``query``,
+    ``http_version``, ``status``, ``bytes``, ``duration_ms``, ``request_id``; a request's error lines carry
+    ``request_id``); ``exc_info`` (the traceback as text) when there is one.
+    """
+
+    def __init__(self, fmt: str | None = None, datefmt: str | None = None, **_: Any) -> None:
+        super().__init__(fmt=fmt, datefmt=datefmt)  # uvicorn's arguments (use_colors, ...) are accepted
+
+    def format(self, record: logging.LogRecord) -> str:
+        data: dict[str, Any] = {
+            "time": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
+            + f".{int(record.msecs):03d}Z",
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage().rstrip("\n"),
+            "pid": record.process,
+        }
+        for key, value in record.__dict__.items():
+            if key not in _RECORD_ATTRIBUTES and key not in data:
+                data[key] = value
+        if record.exc_info:
+            data["exc_info"] = self.formatException(record.exc_info)
+        elif record.exc_text:
+            data["exc_info"] = record.exc_text
+        if record.stack_info:
+            data["stack_info"] = self.formatStack(record.stack_info)
+        return json.dumps(data, default=str)
 
 
 def configure_logging(config: Config) -> None:
@@ -116,6 +171,8 @@ def configure_logging(config: Config) -> None:
         logging.addLevelName(TRACE_LOG_LEVEL, "TRACE")
     log_config = config.log_config
     if log_config is not None:
+        if log_config == LOGGING_CONFIG:  # hatchway's own: shaped by the options; a user's config wins
+            log_config = default_logging_config(config.log_format, config.access_log_format)
         _apply_log_config(log_config, config.use_colors)
     if config.log_level is not None:
         level = (
@@ -123,6 +180,19 @@ def configure_logging(config: Config) -> None:
         )
         for name in ("hatchway.error", "hatchway.access", "hatchway.asgi"):
             logging.getLogger(name).setLevel(level)
+
+
+def default_logging_config(log_format: str, access_log_format: str | None) -> dict[str, Any]:
+    """hatchway's default logging config for ``log_format``; with a custom access format, the access line
+    is printed as it is (gunicorn's way), with no level prefix."""
+    config: dict[str, Any] = {**LOGGING_CONFIG, "formatters": dict(LOGGING_CONFIG["formatters"])}
+    formatters = config["formatters"]
+    if log_format == "json":
+        for name in formatters:
+            formatters[name] = {"()": "hatchway._logs.JsonFormatter"}
+    elif access_log_format:
+        formatters["access"] = {**formatters["access"], "fmt": "%(message)s"}
+    return config
 
 
 def _apply_log_config(log_config: Any, use_colors: bool | None) -> None:

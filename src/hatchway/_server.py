@@ -148,6 +148,9 @@ class Server:
     ``stop()`` is thread-safe and idempotent; setting ``should_exit = True`` does the same, as in uvicorn.
     """
 
+    #: Whether this server serves its own metrics (``metrics_address``); a supervisor's child does not.
+    serves_metrics = True
+
     def __init__(self, config: Config) -> None:
         self.config = config
         self.servers: list[asyncio.AbstractServer] = []
@@ -176,6 +179,7 @@ class Server:
         # Called (in the server's thread) once it listens and lifespan start-up is done: the background
         # helper's readiness signal, without a waiter task in the loop.
         self._on_started: Callable[[], None] | None = None
+        self._metrics: Any = None  # hatchway._metrics.ServerMetrics while serving with metrics_address
         # The drain before a shutdown (shutdown_delay): readiness answers 503 meanwhile.
         self._health: HealthApp | None = None
         self._draining = False
@@ -359,6 +363,9 @@ class Server:
         finally:
             if restore is not None:
                 restore()
+            if self._metrics is not None:
+                self._metrics.close()
+                self._metrics = None
             self._close_listeners()
             self._remove_uds()
             self.addresses = []
@@ -389,6 +396,9 @@ class Server:
             self._app = load_app(config)
         state = ServerState(config, on_request_limit=self.request_limit_reached)
         self.state = state
+        from hatchway._observe import start_observing
+
+        self._metrics = start_observing(config, state, endpoint=self.serves_metrics)
         if config.limit_max_requests is not None:
             jitter = (
                 random.randint(0, config.limit_max_requests_jitter) if config.limit_max_requests_jitter else 0

@@ -36,6 +36,9 @@ class ServerState:
         self.request_limit: int | None = None
         self.on_request_limit = on_request_limit
         self.access_log = config.access_log
+        #: Request ids, custom access lines, JSON fields and metrics (hatchway._observe.Observer); None when
+        #: none is configured, and then the request path runs exactly as without them.
+        self.observer: Any = None
         #: "2.0" when the app is an ASGI 2 app behind the adapter, as uvicorn reports it in every scope.
         self.asgi_version = "3.0"
         self._date_header = config.date_header

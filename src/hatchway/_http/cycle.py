@@ -151,6 +151,7 @@ class Cycle:
         "is_head",
         "keep_alive",
         "more_body",
+        "record",
         "request_complete",
         "response_complete",
         "response_started",
@@ -190,6 +191,9 @@ class Cycle:
         self._held: list[bytes] | None = None
         self._held_size = 0
         self.task: asyncio.Task[None] | None = None  # the task running the app, in state.tasks until the end
+        # What the server's observer (request id, access format, metrics) keeps of this request; None when
+        # the server has none (see hatchway._observe).
+        self.record: Any = None
 
     # -- events from the connection ----------------------------------------------------------------
     def body_received(self, data: bytes) -> None:
@@ -197,6 +201,8 @@ class Cycle:
             return  # answered already: the rest of the body is read and dropped, never buffered
         self.body.append(data)
         self.body_size += len(data)
+        if self.record is not None:
+            self.record.received += len(data)
         self._wake()
 
     def request_ended(self) -> None:
@@ -330,6 +336,8 @@ class Cycle:
         self.response_started = True
         self.status = status
         parts[1] = self._default_headers(overrides_defaults)
+        if self.record is not None:
+            parts.append(self._state.observer.response_started(self.record, message.get("headers", ())))
         self._content_length = content_length
         if content_length is not None:
             self.chunked = False
@@ -398,6 +406,8 @@ class Cycle:
             self._flush_held()
 
     def _write_body(self, body: bytes, more_body: bool) -> None:
+        if self.record is not None:
+            self.record.sent += len(body)
         head = self._finish_head(body, not more_body) if self._head is not None else b""
         if self._no_body():
             out = head
@@ -484,7 +494,12 @@ class Cycle:
     def _complete(self) -> None:
         self.response_complete = True
         self._wake()
-        if self._state.access_log and access_logger.isEnabledFor(logging.INFO):
+        if self.record is not None:
+            try:
+                self._state.observer.request_done(self)
+            except Exception:
+                logger.exception("Error while writing the access log.")
+        elif self._state.access_log and access_logger.isEnabledFor(logging.INFO):
             try:
                 self._log_access()
             except Exception:
@@ -521,13 +536,15 @@ class Cycle:
 
     def app_returned(self, result: object) -> None:
         if result is not None:
-            logger.error("ASGI callable should return None, but returned %r.", result)
+            logger.error(
+                "ASGI callable should return None, but returned %r.", result, extra=self._log_extra()
+            )
         if not self.response_started:
             if not self.disconnected:
-                logger.error("ASGI callable returned without starting response.")
+                logger.error("ASGI callable returned without starting response.", extra=self._log_extra())
                 self._send_500()
         elif not self.response_complete and not self.disconnected:
-            logger.error("ASGI callable returned without completing response.")
+            logger.error("ASGI callable returned without completing response.", extra=self._log_extra())
             self._abort_response()
 
     def app_done(self) -> None:
@@ -540,7 +557,7 @@ class Cycle:
         if self.disconnected and self.response_started:
             logger.debug("Exception after the client disconnected", exc_info=exc)
             return
-        logger.error("Exception in ASGI application\n", exc_info=exc)
+        logger.error("Exception in ASGI application\n", exc_info=exc, extra=self._log_extra())
         if not self.response_started:
             self._send_500()
         elif not self.response_complete:
@@ -554,5 +571,14 @@ class Cycle:
         self.status = 500
         self.keep_alive = False
         self._head = None
-        self._conn.write(plain_response(500, "Internal Server Error", self._state.default_headers()))
+        headers = self._state.default_headers()
+        if self.record is not None:
+            headers += self._state.observer.response_started(self.record, ())
+        self._conn.write(plain_response(500, "Internal Server Error", headers))
         self._complete()
+
+    def _log_extra(self) -> dict[str, Any] | None:
+        """The request's id for its error lines, when it has one."""
+        if self.record is not None and self.record.request_id:
+            return {"request_id": self.record.request_id}
+        return None

@@ -344,6 +344,9 @@ class HttpProtocol(asyncio.Protocol):
     def _make_cycle(self, head: RequestHead) -> Cycle:
         cycle = Cycle(self._scope(head), self, self.state, head.keep_alive, head.expect_continue)
         self.body_target = cycle
+        if self.state.observer is not None:
+            # A request id is taken from the request only when its peer is a trusted proxy.
+            self.state.observer.request_began(cycle, self.use_proxy)
         return cycle
 
     def _start(self, item: RequestHead | Cycle) -> None:

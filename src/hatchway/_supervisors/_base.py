@@ -18,7 +18,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 from types import FrameType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from hatchway._config import Config
 from hatchway._errors import StartupError, WorkerStartupError
@@ -26,6 +26,9 @@ from hatchway._logs import logger
 from hatchway._sockets import describe
 from hatchway._supervisors._process import Child, ChildState
 from hatchway._supervisors._spec import ChildSpec
+
+if TYPE_CHECKING:
+    from hatchway._metrics import SupervisorMetrics
 
 TICK = 0.25
 #: How long a child may take from "go" to ready before the parent gives up on it.
@@ -58,6 +61,13 @@ class Supervisor:
         self._cond = threading.Condition()
         self._wake_lock = threading.Lock()
         self._startup_allowance = STARTUP_ALLOWANCE + (config.timeout_lifespan_startup or 0)
+        self.metrics: SupervisorMetrics | None = None
+        if config.metrics_address is not None:
+            from hatchway._metrics import SupervisorMetrics
+
+            # Bound now: a busy address fails before any child starts.
+            self.metrics = SupervisorMetrics(config, self)
+            self.spec = replace(self.spec, env={**self.spec.env, **self.metrics.env})
 
     # -- called from other threads / signal handlers ------------------------------------------------
     def wake(self) -> None:
@@ -171,6 +181,8 @@ class Supervisor:
             if child.state is not ChildState.EXITED and child.popen.poll() is not None:
                 self._unregister(child)  # before poll() closes the descriptor
                 child.poll()
+                if self.metrics is not None:
+                    self.metrics.child_exited(child.pid)
                 self.on_child_exit(child)
             elif child.state is ChildState.STOPPING and child.overdue:
                 logger.warning("Process [%d] did not stop in time; killing it.", child.pid)
@@ -234,6 +246,9 @@ class Supervisor:
         if self.config.uds:  # the parent bound it, so the parent removes it (children never do)
             with contextlib.suppress(OSError):
                 os.unlink(self.config.uds)
+        if self.metrics is not None:
+            self.metrics.close()
+            self.metrics = None
         self._selector.close()
         with self._wake_lock:
             for fd in (self._wake_read, self._wake_write):

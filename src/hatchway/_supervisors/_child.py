@@ -105,6 +105,7 @@ def main() -> int:
         )
         return 2
     spec = ChildSpec.from_json(raw)
+    os.environ.update(spec.env)  # before anything reads it: prometheus_client picks its mode at import
     # Ctrl-C reaches the whole process group; the supervisor decides, and stops us with SIGTERM.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     _set_parent_death_signal()
@@ -155,6 +156,8 @@ async def _serve_async(
     from hatchway._server import Server
 
     class ChildServer(Server):
+        serves_metrics = False  # the supervisor serves the sum over its children
+
         def request_limit_reached(self) -> None:
             # Tell the parent first so the replacement starts while this one finishes its requests.
             status.send("retiring")

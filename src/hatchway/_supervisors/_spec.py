@@ -39,6 +39,8 @@ class ChildSpec:
     parent_pid: int = 0
     beat_interval: float = 1.0
     log_unguarded_hint: bool = True
+    #: Variables the child puts in its environment first (the metrics directory, PROMETHEUS_MULTIPROC_DIR).
+    env: dict[str, str] = field(default_factory=dict)
 
     def to_json(self) -> str:
         return json.dumps(asdict(self))
