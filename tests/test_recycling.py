@@ -121,3 +121,25 @@ def test_restarts_are_counted_by_reason(tmp_path: Path, monkeypatch: pytest.Monk
         assert httpx.get(handle.addresses[0], timeout=5 * UNIT).status_code == 200
     finally:
         handle.stop()
+
+
+def test_a_replacement_that_cannot_start_keeps_the_old_worker(tmp_path: Path) -> None:
+    # The module refuses to be imported again once the marker file exists: every replacement fails.
+    (tmp_path / "main.py").write_text(
+        "import os\nif os.path.exists('broken'):\n    raise RuntimeError('the new release is broken')\n" + APP
+    )
+    argv = [PYTHON, "-m", "hatchway", "main:app", "--port", "0", "--limit-max-lifetime", "0.5"]
+    proc = Proc(argv, tmp_path)
+    try:
+        url = proc.url()
+        first = next(iter(_pids(url, 1)))
+        (tmp_path / "broken").write_text("")
+        proc.wait_for(
+            rf"failed to start .*keeping worker \[{first}\], which will not be recycled again", 10 * UNIT
+        )
+        time.sleep(1.0)  # past another lifetime: no second attempt
+        assert proc.output.count("reached its lifetime") == 1
+        assert _pid(url) == first
+        assert proc.popen.poll() is None
+    finally:
+        proc.stop()
