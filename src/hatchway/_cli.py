@@ -99,6 +99,8 @@ def _click_option(info: OptionInfo) -> click.Option:
         elif isinstance(info.default, (int, float, str)):
             kwargs["type"] = type(info.default)
         kwargs["multiple"] = cli.multiple
+        if cli.metavar is not None:  # what the value is (SECONDS, MIB), where the type alone says FLOAT
+            kwargs["metavar"] = cli.metavar
         if not cli.multiple:
             # Rich defaults (the logging dict) are not shown or passed: absent means Config's own default.
             simple = isinstance(cli.default, (int, float, str))
