@@ -399,3 +399,20 @@ def test_behind_haproxy_the_app_sees_the_real_client(tmp_path: Path, send_proxy:
                     assert scheme == "http"
                 ready = client.get(f"http://127.0.0.1:{front}/ready")
                 assert (ready.status_code, ready.text) == (200, "ok")
+
+
+def test_curl_haproxy_protocol_as_an_exec_probe() -> None:
+    # docs/deployment.md suggests it where a probe must reach a port that requires the header.
+    curl = shutil.which("curl")
+    if curl is None:
+        pytest.skip("curl is not installed")
+    with hatchway.background(who, proxy_protocol="auto", ready_path="/ready") as server:
+        done = subprocess.run(
+            [curl, "-fsS", "--haproxy-protocol", server.url + "/ready"],
+            capture_output=True,
+            timeout=10 * UNIT,
+            check=False,
+        )
+        assert (done.returncode, done.stdout) == (0, b"ok")
+        plain = subprocess.run([curl, "-fsS", server.url + "/ready"], capture_output=True, timeout=10 * UNIT)
+        assert plain.returncode != 0  # without the header: closed
