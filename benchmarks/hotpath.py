@@ -7,6 +7,7 @@ comparisons of a hot-path change:
     python benchmarks/hotpath.py                         # this tree
     python benchmarks/hotpath.py --compare /tmp/old/src  # interleaved: this tree vs another src/ directory
     python benchmarks/hotpath.py --compare a=/tmp/a/src,b=/tmp/b/src  # several, each as a ratio to this tree
+    python benchmarks/hotpath.py --options '{"request_id": true}'     # Config options for every tree
 """
 
 from __future__ import annotations
@@ -56,7 +57,7 @@ class Transport(asyncio.Transport):
         pass
 
 
-async def drive(app_name: str, requests: int, depth: int, http: str) -> float:
+async def drive(app_name: str, requests: int, depth: int, http: str, options: dict[str, Any]) -> float:
     sys.path.insert(0, str(HERE))
     import apps
 
@@ -71,9 +72,24 @@ async def drive(app_name: str, requests: int, depth: int, http: str) -> float:
         app = apps_fastapi.app
     else:
         app = getattr(apps, app_name)
-    config = Config(app=app, http=http, access_log=False, log_level="warning")
+    config = Config(app=app, **{"http": http, "access_log": False, "log_level": "warning", **options})
     loop = asyncio.get_running_loop()
     state = ServerState(config)
+    if options.get("log_level", "warning") != "warning":
+        # Logging on, as the server configures it, writing to /dev/null: the cost of formatting the lines.
+        from hatchway._logs import configure_logging
+
+        streams = sys.stdout, sys.stderr
+        sys.stdout = sys.stderr = open(os.devnull, "w")  # noqa: SIM115 - open while the handlers write
+        try:
+            configure_logging(config)
+        finally:
+            sys.stdout, sys.stderr = streams
+    if set(options) - {"access_log", "log_level"}:
+        # What Server._startup does for the observing options (request ids, access format, metrics).
+        from hatchway._observe import start_observing
+
+        start_observing(config, state, endpoint=False)
     trusted = TrustedProxies(config.trusted_proxies) if config.proxy_headers else None
     proto = HttpProtocol(config, state, app, make_codec_factory(config), trusted, loop)
     transport = Transport()
@@ -98,8 +114,9 @@ def child(args: argparse.Namespace) -> None:
     out = {}
     for case in args.cases.split(","):
         app, _, depth = case.partition("x")
-        uvloop.run(drive(app, args.requests // 10, int(depth or 1), args.http))  # warm-up
-        out[case] = uvloop.run(drive(app, args.requests, int(depth or 1), args.http))
+        options = json.loads(args.options)
+        uvloop.run(drive(app, args.requests // 10, int(depth or 1), args.http, options))  # warm-up
+        out[case] = uvloop.run(drive(app, args.requests, int(depth or 1), args.http, options))
     print(json.dumps(out))
 
 
@@ -115,6 +132,11 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--requests", type=int, default=20000)
     parser.add_argument("--http", default="httptools")
+    parser.add_argument(
+        "--options",
+        default="{}",
+        help="Config options as JSON, for every tree (access_log is off unless given)",
+    )
     parser.add_argument("--cases", default="plain,json,plainx16,stream,echo,fastapi")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -137,6 +159,8 @@ def main() -> None:
                 str(args.requests),
                 "--http",
                 args.http,
+                "--options",
+                args.options,
             ]
             out = subprocess.run([*argv, "--cases", args.cases], env=env, capture_output=True, text=True)
             if out.returncode:
