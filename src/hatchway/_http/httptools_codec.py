@@ -97,16 +97,7 @@ class HttptoolsCodec:
         if len(data) <= _PIECE or self._fixed_body:
             self._feed(data)
         else:
-            for start in range(0, len(data), _PIECE):
-                self._feed(data[start : start + _PIECE])
-                if self._failed:
-                    break
-                if self._trailing is not None:
-                    self._trailing += data[start + _PIECE :]
-                    break
-                if self._fixed_body:
-                    self._feed(data[start + _PIECE :])
-                    break
+            self._feed_pieces(data)
         if self._in_head and self._head_started:
             # A head split across reads: its unfinished line is kept (bounded) for _line_start_problem.
             newline = data.rfind(b"\n")
@@ -115,6 +106,30 @@ class HttptoolsCodec:
         elif self._tail:
             self._tail = b""
         return self._take()
+
+    def _feed_pieces(self, data: bytes) -> None:
+        # Its own method, reading the state only through calls: mypy would carry the narrowing of
+        # ``self._trailing`` to None (from feed's checks) across the calls that set it, and the compiled
+        # build turns that narrowing into a runtime type check.
+        for start in range(0, len(data), _PIECE):
+            self._feed(data[start : start + _PIECE])
+            if self._stopped():
+                rest = data[start + _PIECE :]
+                if rest and not self._failed:
+                    self._hold(rest)
+                return
+            if self._in_fixed_body():
+                self._feed(data[start + _PIECE :])
+                return
+
+    def _stopped(self) -> bool:
+        return self._failed or self._trailing is not None
+
+    def _in_fixed_body(self) -> bool:
+        return self._fixed_body
+
+    def _hold(self, data: bytes) -> None:
+        self._trailing = (self._trailing or b"") + data
 
     def _take(self) -> list[Event]:
         events, self._events = self._events, []
