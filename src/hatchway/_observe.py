@@ -4,7 +4,7 @@ Pure Python and off the default path: the server installs an ``Observer`` on its
 ``access_log_format``, ``log_format="json"``, ``request_id`` or ``metrics_address`` is set. Without one, the
 cycle logs uvicorn's access line exactly as before and nothing here runs. With one, a request costs what its
 options use: the access format is parsed once, at start-up, into a list of small functions, and a value the
-format does not name (a header, the duration, the time of day) is never computed.
+format does not name (a header, the time of day, a formatted duration) is never computed.
 """
 
 from __future__ import annotations
