@@ -32,6 +32,7 @@ COMPILED = [
     "src/hatchway/_http/httptools_codec.py",
     "src/hatchway/_http/cycle.py",
     "src/hatchway/_http/protocol.py",
+    "src/hatchway/_http/files.py",
     "src/hatchway/_flow.py",
     "src/hatchway/_state.py",
     "src/hatchway/_websocket.py",

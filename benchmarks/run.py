@@ -161,6 +161,8 @@ SCENARIOS = [
     Scenario("fastapi", "FastAPI + pydantic, 64 conns", "apps_fastapi:app", 64, asgi_ceiling=True),
     Scenario("echo64k", "64 KiB POST echo, 64 conns", "apps:echo", 64, "post64k.lua"),
     Scenario("stream", "streaming 100 x 64 B chunks, 64 conns", "apps:stream", 64),
+    Scenario("file", "50 KB file, Starlette FileResponse, 64 conns", "apps_files:starlette", 64),
+    Scenario("pathsend", "50 KB file, raw pathsend app, 64 conns", "apps_files:pathsend", 64),
 ]
 
 
@@ -429,6 +431,7 @@ def versions() -> dict[str, str]:
         "hypercorn",
         "granian",
         "fastapi",
+        "starlette",
         "pydantic",
     ):
         try:

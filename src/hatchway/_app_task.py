@@ -16,7 +16,10 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from collections.abc import Awaitable
+
     from hatchway._http.cycle import Cycle
+    from hatchway._http.files import FileSender
     from hatchway._ws_asgi import WebSocketSession
 
 Message = dict[str, Any]
@@ -47,6 +50,18 @@ async def run_http(cycle: Cycle, app: Any) -> None:
         cycle.app_returned(result)
     finally:
         cycle.app_done()
+
+
+async def send_file_rest(cycle: Cycle, sender: FileSender, wait: Awaitable[None] | None, final: bool) -> None:
+    """The rest of a file response, after its first step filled the socket (see hatchway._http.files)."""
+    try:
+        while wait is not None:
+            await wait
+            wait = sender.step()
+    finally:
+        # Also when the app's task is cancelled here: the descriptors are released and, if the file did not
+        # all go out, the connection is closed.
+        cycle.file_sent(sender, final)
 
 
 async def run_websocket(session: WebSocketSession, app: Any) -> None:

@@ -13,7 +13,9 @@ import re
 from collections.abc import Awaitable
 from typing import TYPE_CHECKING, Any, Final, Protocol
 
+from hatchway._app_task import send_file_rest
 from hatchway._errors import ClientDisconnected
+from hatchway._http.files import COPY_MAX, PATHSEND, ZEROCOPYSEND, FileSender, open_file
 from hatchway._logs import access_logger, escape, logger
 
 if TYPE_CHECKING:
@@ -120,6 +122,7 @@ class Conn(Protocol):
     def resume_reading(self) -> None: ...
     def wait_for_body(self, cycle: Cycle) -> None: ...
     def cycle_done(self, cycle: Cycle) -> None: ...
+    def send_file(self, head: bytes, sender: FileSender) -> Awaitable[None] | None: ...
     def close(self) -> None: ...
 
 
@@ -294,6 +297,8 @@ class Cycle:
                 )
             self._start(message)
             return None
+        if kind in (PATHSEND, ZEROCOPYSEND):
+            return self._send_file(message, kind)
         raise RuntimeError(f"Unexpected ASGI message {kind!r} sent for an HTTP request.")
 
     def room_made(self, message: Message) -> None:
@@ -446,6 +451,78 @@ class Cycle:
             else:
                 self._conn.write(out)
         self._complete()
+
+    # -- file responses (the pathsend and zerocopysend extensions; docs/http.md) ---------------------------
+    def _send_file(self, message: Message, kind: str) -> Awaitable[None] | None:
+        if not self.response_started or self.response_complete:
+            when = "after response already completed"
+            if not self.response_complete:
+                when = "before 'http.response.start'"
+            raise RuntimeError(f"Unexpected ASGI message {kind!r} sent, {when}.")
+        if self.disconnected:
+            raise ClientDisconnected("the client disconnected")
+        final = kind == PATHSEND or not message.get("more_body", False)
+        try:
+            fd, offset, count, close_fd, follows = open_file(message, kind)
+        except BaseException:
+            if self._head is not None and self._held is None:
+                # Nothing has gone out: the app's error can still be answered with a 500.
+                self._head = None
+                self.response_started = False
+                self.chunked = False
+            raise
+        sender = FileSender(fd, offset, count, b"", close_fd, follows)
+        if (
+            final
+            and self._head is not None
+            and self._content_length is None
+            and self.status >= 200
+            and self.status not in _NO_BODY_STATUS
+        ):
+            # No Content-Length from the app: the file's size is known, so it is given (a HEAD response gets
+            # the one its GET would have) rather than chunked framing.
+            self._head += b"content-length: %d\r\n" % count
+            self._content_length = count
+        if count <= COPY_MAX or self._no_body():
+            # Small files are read and sent as one body with their head: one send(2), where sendfile(2)
+            # would need two (see _http/files.py).
+            try:
+                data = b"" if self._no_body() else sender.read_all()
+            finally:
+                sender.finish()
+            self._write_body(data, not final)
+            return self._conn.write_waiter() if self._conn.write_paused else None
+        if self.chunked:
+            sender.suffix = b"\r\n0\r\n\r\n" if final else b"\r\n"
+        remaining = self._content_length
+        if remaining is not None:
+            if count > remaining:
+                logger.error("Response content longer than Content-Length; the connection is closed.")
+                sender.remaining = count = remaining
+                sender.abort_after = True
+            elif final and count < remaining:
+                logger.error("Response content shorter than Content-Length; the connection is closed.")
+                sender.abort_after = True
+            self._content_length = remaining - count
+        head = self._finish_head(None, False) if self._head is not None else b""
+        if self.chunked:
+            head += b"%x\r\n" % count
+        wait = self._conn.send_file(self._behind_held(head), sender)
+        if wait is None:
+            self.file_sent(sender, final)
+            return None
+        return send_file_rest(self, sender, wait, final)
+
+    def file_sent(self, sender: FileSender, final: bool) -> None:
+        """A file transfer ended (at once, or in hatchway._app_task.send_file_rest): complete the response, or
+        close the connection if not all of it went out."""
+        if self.record is not None:  # the access log's and the metrics' body bytes
+            self.record.sent += sender.sent_total
+        if not sender.finish() or sender.abort_after:
+            if not self.response_complete:
+                self._abort_response()
+        elif final:
+            self._complete()
 
     # A streaming app often sends many small chunks in a row (nothing it awaits yields to the loop): they are
     # held and written together on the loop's next turn, or with the final body, one send(2) instead of one

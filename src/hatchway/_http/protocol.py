@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextvars
 from collections import deque
-from collections.abc import Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import TYPE_CHECKING, Any, Final
 from urllib.parse import unquote_to_bytes
 
@@ -17,6 +17,7 @@ from hatchway._app_task import run_http, service_unavailable
 from hatchway._flow import WriteFlow
 from hatchway._http.cycle import HIGH_WATER, Cycle, plain_response
 from hatchway._http.events import Body, Codec, ParseError, RequestEnd, RequestHead
+from hatchway._http.files import FileSender, sendfile_target
 from hatchway._logs import escape, logger
 from hatchway._proxy import HEADER_NAMES, TrustedProxies, apply_proxy_headers
 
@@ -116,6 +117,7 @@ class HttpProtocol(asyncio.Protocol):
         # Finished responses waiting for the loop's next turn (see write_soon).
         self._out: list[bytes] | None = None
         self.plain_tasks = self.loop.get_task_factory() is None
+        self._sendfile_fd = -2  # the socket sendfile(2) writes to, -1 if none (TLS); found at the first file
 
     # -- asyncio callbacks --------------------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -274,6 +276,16 @@ class HttpProtocol(asyncio.Protocol):
             self._out = None
             if not self.closed:
                 self.transport.write(out[0] if len(out) == 1 else b"".join(out))
+
+    def send_file(self, head: bytes, sender: FileSender) -> Awaitable[None] | None:
+        """Write ``head``, then the file ``sender`` moves: sendfile(2) on a plain socket, copied under TLS."""
+        if self.closed:
+            return sender.start(None, -1)
+        self.write(head)  # what was queued goes first
+        sock = self._sendfile_fd
+        if sock == -2:
+            sock = self._sendfile_fd = sendfile_target(self.transport)
+        return sender.start(self, sock)
 
     def write_waiter(self) -> asyncio.Future[None] | None:
         if self.write_paused and not self.closed:
@@ -491,7 +503,8 @@ class HttpProtocol(asyncio.Protocol):
             "query_string": head.query,
             "headers": head.headers,
             "state": self.state.lifespan_state.copy(),
-            "extensions": {},
+            # File responses (docs/http.md); Starlette's FileResponse uses pathsend when it is offered.
+            "extensions": {"http.response.pathsend": {}, "http.response.zerocopysend": {}},
         }
 
     def _try_websocket(self, head: RequestHead) -> bool:
