@@ -207,6 +207,20 @@ def test_a_missing_file_is_a_500(server: Any) -> None:
     assert response.status == 500
 
 
+def test_a_fifo_is_refused_without_blocking_the_server(server: Any, tree: Path) -> None:
+    # Opening a FIFO for reading blocks until a writer comes: it must not stall the event loop.
+    fifo = tree / "pipe.fifo"
+    if not fifo.exists():
+        os.mkfifo(fifo)
+    with connect(server) as sock:
+        sock.sendall(get("/pipe.fifo"))
+        response = read_response(ResponseReader(sock, 5 * UNIT))
+    assert response.status == 500
+    with connect(server) as sock:
+        sock.sendall(get("/plain"))
+        assert read_response(ResponseReader(sock, 5 * UNIT)).body == b"plain"
+
+
 # -- TLS and UNIX sockets ------------------------------------------------------------------------------------
 @pytest.mark.parametrize("loop", LOOPS)
 def test_tls_copies(tree: Path, certificates: Certificates, loop: str) -> None:

@@ -86,7 +86,9 @@ def open_file(message: dict[str, Any], kind: str) -> tuple[int, int, int, bool, 
         path = message.get("path")
         if not isinstance(path, (str, os.PathLike)):
             raise RuntimeError(f"'http.response.pathsend' needs a 'path' string, got {path!r}.")
-        fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+        # O_NONBLOCK: opening a FIFO for reading would otherwise block the event loop until a writer came;
+        # a regular file ignores the flag for reads, and anything else is refused below.
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
         try:
             info = os.fstat(fd)
             if not stat.S_ISREG(info.st_mode):
