@@ -41,6 +41,11 @@ METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS",
 # Prometheus's default buckets start at 5 ms; a plain request here takes well under one.
 BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, math.inf)
 SAMPLE_INTERVAL = 1.0
+# The metrics endpoint (MetricsEndpoint): how long a scraper has to send its request and to take the page,
+# and how many connections it may hold at once. Module constants, not options; the tests shorten them.
+ENDPOINT_TIMEOUT = 10.0
+ENDPOINT_MAX_CONNECTIONS = 64
+_HEAD_LIMIT = 16 * 1024
 
 
 def prometheus_available() -> bool:
@@ -203,43 +208,105 @@ def _bind_error(exc: OSError, address: str) -> BindError:
 
 
 class MetricsEndpoint:
-    """prometheus_client's WSGI exposition on its own address, in a daemon thread."""
+    """prometheus_client's exposition on its own address, served by a small event loop in one daemon thread.
+
+    A scraper costs a connection, never a thread: wsgiref's threading server spent a thread per connection,
+    so clients that connected and sent half a request held threads for ever. Here a request's head must
+    arrive within ``ENDPOINT_TIMEOUT`` seconds and its response be taken within as long again; at most
+    ``ENDPOINT_MAX_CONNECTIONS`` connections are open at once (more are closed as they arrive); one request
+    per connection. The page itself comes from prometheus_client's WSGI app, called in this thread.
+    """
 
     def __init__(self, address: str, registry: Any) -> None:
-        from wsgiref.simple_server import WSGIRequestHandler, make_server
-
         from prometheus_client import make_wsgi_app
-        from prometheus_client.exposition import ThreadingWSGIServer
 
         host, port = parse_address(address)
-
-        class Quiet(WSGIRequestHandler):
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
-
-        class Server(ThreadingWSGIServer):
-            address_family = socket.AF_INET6 if ":" in host else socket.AF_INET
-            allow_reuse_address = True
-
+        self.timeout = ENDPOINT_TIMEOUT
+        self.max_connections = ENDPOINT_MAX_CONNECTIONS
+        self._app = make_wsgi_app(registry)
+        sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
         try:
-            self.httpd = make_server(host, port, make_wsgi_app(registry), Server, handler_class=Quiet)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.bind((host, port))
+            sock.listen(128)
         except OSError as exc:
+            sock.close()
             raise _bind_error(exc, address) from exc
-        bound_port = self.httpd.server_address[1]
+        sock.setblocking(False)
         shown = f"[{host}]" if ":" in host else host
-        self.url = f"http://{shown}:{bound_port}/metrics"
-        self._thread = threading.Thread(
-            target=self.httpd.serve_forever,
-            kwargs={"poll_interval": 0.05},
-            name="hatchway-metrics",
-            daemon=True,
-        )
+        self.url = f"http://{shown}:{sock.getsockname()[1]}/metrics"
+        self._handlers: set[asyncio.Task[Any]] = set()
+        self._loop = asyncio.new_event_loop()
+        self._main = self._loop.create_task(self._serve(sock))
+        self._thread = threading.Thread(target=self._run, name="hatchway-metrics", daemon=True)
         self._thread.start()
         logger.info("Metrics on %s", self.url)
 
+    def _run(self) -> None:
+        try:
+            self._loop.run_until_complete(self._main)
+        except asyncio.CancelledError:
+            pass
+        finally:
+            self._loop.close()
+
+    async def _serve(self, sock: socket.socket) -> None:
+        server = await asyncio.start_server(self._handle, sock=sock, limit=_HEAD_LIMIT)
+        try:
+            await asyncio.get_running_loop().create_future()  # until close() cancels this task
+        finally:
+            server.close()
+            handlers = list(self._handlers)
+            for task in handlers:
+                task.cancel()
+            await asyncio.gather(*handlers, return_exceptions=True)
+
+    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        if task is None or len(self._handlers) >= self.max_connections:
+            writer.transport.abort()
+            return
+        self._handlers.add(task)
+        try:
+            head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), self.timeout)
+            writer.write(self._respond(head))
+            writer.close()
+            # Until the kernel has taken the whole page: a scraper that does not read is closed too.
+            await asyncio.wait_for(writer.wait_closed(), self.timeout)
+        except (OSError, ValueError, asyncio.TimeoutError, asyncio.IncompleteReadError):
+            pass  # LimitOverrunError is a ValueError: a head past _HEAD_LIMIT
+        finally:
+            self._handlers.discard(task)
+            writer.transport.abort()  # a no-op once closed
+
+    def _respond(self, head: bytes) -> bytes:
+        lines = head.decode("latin-1").split("\r\n")
+        method, target, _ = lines[0].split(" ", 2)
+        path, _, query = target.partition("?")
+        environ = {"REQUEST_METHOD": method, "PATH_INFO": path, "QUERY_STRING": query}
+        for line in lines[1:]:
+            name, sep, value = line.partition(":")
+            if sep:
+                environ["HTTP_" + name.strip().upper().replace("-", "_")] = value.strip()
+        answer: list[Any] = []
+
+        def start_response(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> None:
+            answer[:] = [status, headers]
+
+        try:
+            body = b"".join(self._app(environ, start_response))
+        except Exception:
+            logger.exception("Error while collecting metrics")
+            answer[:] = ["500 Internal Server Error", []]
+            body = b""
+        status, headers = answer
+        lines = [f"HTTP/1.1 {status}", *(f"{name}: {value}" for name, value in headers)]
+        lines += [f"Content-Length: {len(body)}", "Connection: close", "", ""]
+        return "\r\n".join(lines).encode("latin-1") + body
+
     def close(self) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
+        if self._thread.is_alive():
+            self._loop.call_soon_threadsafe(self._main.cancel)
         self._thread.join(5)
 
 
