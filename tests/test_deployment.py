@@ -193,6 +193,50 @@ def test_behind_nginx(tmp_path: Path, upstream: str) -> None:
         sock.unlink(missing_ok=True)
 
 
+async def _request_id_app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    """Answers the id hatchway gave the request and the X-Request-ID header that reached it."""
+    if scope["type"] != "http":
+        return
+    sent = [value.decode() for name, value in scope["headers"] if name == b"x-request-id"]
+    body = json.dumps({"id": scope["extensions"]["hatchway.request_id"]["id"], "header": sent})
+    await send({"type": "http.response.start", "status": 200, "headers": []})
+    await send({"type": "http.response.body", "body": body.encode()})
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("upstream", ["unix", "tcp"])
+def test_behind_nginx_a_client_cannot_choose_its_request_id(tmp_path: Path, upstream: str) -> None:
+    front = _free_port()
+    sock = Path(tempfile.gettempdir()) / f"hatchway-deploy-rid-{os.getpid()}.sock"
+    if upstream == "unix":
+        options: dict[str, Any] = {"uds": str(sock), "forwarded_allow_ips": str(sock)}
+    else:
+        options = {"forwarded_allow_ips": "127.0.0.1"}
+    try:
+        with hatchway.background(_request_id_app, request_id=True, **options) as server:
+            target = f"unix:{sock}" if upstream == "unix" else server.url.removeprefix("http://")
+            with (
+                nginx(tmp_path, target, front),
+                httpx.Client(base_url=f"http://127.0.0.1:{front}", timeout=5 * UNIT) as client,
+            ):
+                seen = set()
+                for _ in range(3):
+                    response = client.get("/", headers={"X-Request-ID": "chosen-by-the-client"})
+                    assert response.status_code == 200
+                    answer = response.json()
+                    # nginx replaced the client's header with its own $request_id (32 hex digits), which
+                    # hatchway believes from nginx: the app and the response carry nginx's id.
+                    assert answer["header"] != ["chosen-by-the-client"]
+                    assert len(answer["header"]) == 1
+                    assert re.fullmatch(r"[0-9a-f]{32}", answer["header"][0])
+                    assert answer["id"] == answer["header"][0]
+                    assert response.headers["x-request-id"] == answer["id"]
+                    seen.add(answer["id"])
+                assert len(seen) == 3
+    finally:
+        sock.unlink(missing_ok=True)
+
+
 # -- systemd socket activation ------------------------------------------------------------------------------------
 def unit_value(name: str, key: str) -> str:
     for line in (DEPLOY / name).read_text().splitlines():

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -246,6 +247,7 @@ http {{
             proxy_set_header Host $host;
             proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
             proxy_set_header X-Forwarded-Proto $scheme;
+            proxy_set_header X-Request-ID $request_id;
         }}
     }}
     map $remote_addr $proxy_forwarded_for {{
@@ -259,6 +261,7 @@ http {{
             proxy_pass http://hatchway;
             proxy_set_header Host $host;
             proxy_set_header Forwarded "$proxy_forwarded_for;proto=$scheme";
+            proxy_set_header X-Request-ID $request_id;
         }}
     }}
 }}
@@ -391,11 +394,15 @@ frontend x_forwarded
     option forwardfor
     http-request set-header X-Forwarded-Proto https if {{ ssl_fc }}
     http-request set-header X-Forwarded-Proto http if !{{ ssl_fc }}
+    unique-id-format %[uuid()]
+    http-request set-header X-Request-ID %[unique-id]
     default_backend app
 frontend forwarded
     bind 127.0.0.1:{port_fwd}
     http-request set-header Forwarded "for=\\"%[src]\\";proto=https" if {{ ssl_fc }}
     http-request set-header Forwarded "for=\\"%[src]\\";proto=http" if !{{ ssl_fc }}
+    unique-id-format %[uuid()]
+    http-request set-header X-Request-ID %[unique-id]
     default_backend app
 backend app
     server app {sock}
@@ -460,3 +467,40 @@ def test_behind_haproxy_a_client_cannot_choose_its_address_or_scheme(
     assert honest.text == "http 127.0.0.1"
     assert spoofed.status_code == 200, spoofed.text
     assert spoofed.text == "http 127.0.0.1"
+
+
+# -- request ids through the same configurations (docs/logging.md) --------------------------------------------
+async def request_id_app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    if scope["type"] != "http":
+        return
+    got = [value.decode() for name, value in scope["headers"] if name == b"x-request-id"]
+    text = f"{scope['extensions']['hatchway.request_id']['id']} {got}"
+    await send({"type": "http.response.start", "status": 200, "headers": []})
+    await send({"type": "http.response.body", "body": text.encode()})
+
+
+def _check_the_proxys_request_id(url: str, sock: Path, pattern: str) -> None:
+    with serve_in_thread(request_id_app, uds=str(sock), forwarded_allow_ips=str(sock), request_id=True):
+        response = httpx.get(url, headers={"X-Request-ID": "chosen-by-the-client"}, timeout=5 * UNIT)
+    assert response.status_code == 200, response.text
+    seen, got = response.text.split(" ", 1)
+    assert got == repr([seen])  # the one header the proxy sent is the id
+    assert re.fullmatch(pattern, seen), seen
+    assert response.headers["x-request-id"] == seen
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("family", ["x-forwarded", "forwarded"])
+def test_behind_nginx_a_client_cannot_choose_its_request_id(nginx: tuple[str, Path], family: str) -> None:
+    _, sock = nginx
+    _check_the_proxys_request_id(f"http://127.0.0.1:{NGINX_FAMILY_PORTS[family]}/", sock, "[0-9a-f]{32}")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("family", ["x-forwarded", "forwarded"])
+def test_behind_haproxy_a_client_cannot_choose_its_request_id(
+    haproxy: tuple[dict[str, int], Path], family: str
+) -> None:
+    ports, sock = haproxy
+    uuid = "[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}"
+    _check_the_proxys_request_id(f"http://127.0.0.1:{ports[family]}/", sock, uuid)
