@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import signal
 import textwrap
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -69,6 +72,46 @@ def test_health_paths_below_a_root_path() -> None:
     with hatchway.background(app, ready_path="/ready", root_path="/api") as server:
         assert httpx.get(server.url + "/ready", timeout=5 * UNIT).text == "ok"
     assert app.paths == []
+
+
+class Holding:
+    """Holds ``/slow`` requests until ``release`` is set; answers other paths at once."""
+
+    def __init__(self) -> None:
+        self.release = threading.Event()
+        self.held = 0
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["path"] == "/slow":
+            self.held += 1
+            while not self.release.is_set():
+                await asyncio.sleep(0.01)
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"app"})
+
+
+def test_health_paths_are_answered_past_limit_concurrency() -> None:
+    # Over the limit, other requests get 503; a liveness probe must not (it would restart a busy server),
+    # nor readiness while the server is not draining.
+    app = Holding()
+    with (
+        serve_in_thread(app, ready_path="/ready", live_path="/live", limit_concurrency=2) as server,
+        ThreadPoolExecutor(2) as pool,
+    ):
+        slow = [pool.submit(httpx.get, server.url + "/slow", timeout=10 * UNIT) for _ in range(2)]
+        try:
+            wait_until(lambda: app.held == 2, 5 * UNIT)
+            for path in ("/live", "/ready"):
+                answer = httpx.get(server.url + path, timeout=5 * UNIT)
+                assert (answer.status_code, answer.text) == (200, "ok"), path
+            assert httpx.get(server.url + "/other", timeout=5 * UNIT).status_code == 503
+            server.drain(30)
+            wait_until(lambda: server.draining, 5 * UNIT)
+            assert httpx.get(server.url + "/ready", timeout=5 * UNIT).status_code == 503
+            assert httpx.get(server.url + "/live", timeout=5 * UNIT).status_code == 200
+        finally:
+            app.release.set()
+        assert [future.result(10 * UNIT).status_code for future in slow] == [200, 200]
 
 
 def test_unset_paths_reach_the_app() -> None:

@@ -2,8 +2,9 @@
 
 With ``ready_path`` or ``live_path`` set, the server puts ``HealthApp`` in front of the app on the HTTP side
 (the lifespan still talks to the app itself). A request for one of those paths is answered here, through
-the ordinary request cycle (framing, keep-alive, HEAD, default headers), and the app is never called. Unset,
-nothing is wrapped: the plain request path does not change.
+the ordinary request cycle (framing, keep-alive, HEAD, default headers), and the app is never called; past
+``limit_concurrency`` too, where other requests get 503 (the protocol asks ``answers``). Unset, nothing is
+wrapped: the plain request path does not change.
 
 Readiness: 200 ``ok`` once the server serves, 503 ``draining`` from the start of a drain (``shutdown_delay``
 after SIGTERM, or ``Server.drain()``) until the process ends. Liveness: 200 ``ok`` whenever the event loop
@@ -29,6 +30,11 @@ class HealthApp:
         self.live_path = root_path + live_path if live_path else None
         #: Set by the server when a drain begins: readiness answers 503 from then on.
         self.draining = False
+
+    def answers(self, scope: dict[str, Any]) -> bool:
+        """Whether a request is for one of the paths answered here (asked past ``limit_concurrency``)."""
+        path: str = scope["path"]
+        return scope["type"] == "http" and path in (self.ready_path, self.live_path)
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> Any:
         if scope["type"] == "http":

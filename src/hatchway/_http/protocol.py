@@ -15,6 +15,7 @@ from urllib.parse import unquote_to_bytes
 
 from hatchway._app_task import run_http, service_unavailable
 from hatchway._flow import WriteFlow
+from hatchway._health import HealthApp
 from hatchway._http.cycle import HIGH_WATER, Cycle, plain_response
 from hatchway._http.events import Body, Codec, ParseError, RequestEnd, RequestHead
 from hatchway._http.files import FileSender, sendfile_target
@@ -377,7 +378,13 @@ class HttpProtocol(asyncio.Protocol):
             cycle.keep_alive = False
         app = self.app
         limit = self.config.limit_concurrency
-        if limit is not None and (len(self.state.connections) > limit or len(self.state.tasks) >= limit):
+        # Past the limit, the health paths are answered even so (a liveness probe failing on a busy server
+        # would restart it); they are looked at only there, so the plain path pays nothing for them.
+        if (
+            limit is not None
+            and (len(self.state.connections) > limit or len(self.state.tasks) >= limit)
+            and not (isinstance(app, HealthApp) and app.answers(cycle.scope))
+        ):
             logger.warning("Exceeded concurrency limit.")
             app = service_unavailable
         coro = run_http(cycle, app)
