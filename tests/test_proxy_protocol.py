@@ -267,6 +267,25 @@ def test_header_must_arrive_within_the_request_head_timeout(caplog: pytest.LogCa
     assert "No PROXY protocol header from 127.0.0.1:" in caplog.text
 
 
+def test_the_request_head_gets_only_the_time_the_proxy_header_left() -> None:
+    # One timeout_request_header from connecting to the end of the first request's head, the PROXY header
+    # included: a header sent late leaves the HTTP head only the rest.
+    with (
+        hatchway.background(who, proxy_protocol="v1", timeout_request_header=1.0 * UNIT) as server,
+        socket.create_connection(("127.0.0.1", _port(server)), timeout=5 * UNIT) as sock,
+    ):
+        started = time.monotonic()
+        time.sleep(0.8 * UNIT)
+        sock.sendall(build_v1(("192.0.2.5", 7), ("192.0.2.6", 8)) + REQUEST[:8])  # a head begun, never ended
+        answer = b""
+        with contextlib.suppress(ConnectionResetError):
+            while chunk := sock.recv(65536):
+                answer += chunk
+        elapsed = time.monotonic() - started
+    assert answer.startswith(b"HTTP/1.1 408 ")
+    assert 0.95 * UNIT < elapsed < 1.4 * UNIT  # not 1.8: the header's 0.8 counted
+
+
 def test_untrusted_peer_is_refused_even_with_a_valid_header(caplog: pytest.LogCaptureFixture) -> None:
     with hatchway.background(who, proxy_protocol="v1", forwarded_allow_ips="10.0.0.0/8") as server:
         assert _exchange(_port(server), build_v1(("1.2.3.4", 1), ("5.6.7.8", 2)) + REQUEST) == b""

@@ -3,7 +3,8 @@
 With ``proxy_protocol`` set, each connection starts with this gate as its protocol. It refuses a peer that is
 not in ``forwarded_allow_ips`` (only a trusted load balancer may name the client; anybody else reaching the
 port directly is closed at once), reads the header within ``timeout_request_header``, and then swaps itself
-for the HTTP protocol (``transport.set_protocol``) with the header's addresses. A missing, malformed or late
+for the HTTP protocol (``transport.set_protocol``) with the header's addresses; the first request's head gets
+what is left of that time, not a second one. A missing, malformed or late
 header closes the connection without an HTTP response: the peer is not speaking HTTP yet. The HTTP protocol,
 and the WebSocket upgrade after it, never see the header; with ``proxy_protocol`` off the gate does not exist.
 """
@@ -54,6 +55,7 @@ class ProxyProtocolGate(asyncio.Protocol):
         self.buffer = b""
         self.peer = "a client"
         self.timer: asyncio.TimerHandle | None = None
+        self.deadline = 0.0  # for the header and the first request's head together
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
@@ -74,7 +76,8 @@ class ProxyProtocolGate(asyncio.Protocol):
             return
         self.state.connections.add(self)
         if self.timeout:
-            self.timer = self.loop.call_later(self.timeout, self._on_timeout)
+            self.deadline = self.loop.time() + self.timeout
+            self.timer = self.loop.call_at(self.deadline, self._on_timeout)
 
     def data_received(self, data: bytes) -> None:
         self.buffer += data
@@ -95,6 +98,8 @@ class ProxyProtocolGate(asyncio.Protocol):
         http = self.make_http()
         transport.set_protocol(http)
         http.connection_made(transport)
+        if self.deadline:
+            http.shorten_head_timeout(self.deadline)
         if not header.local:
             http.set_proxied_addresses(header.client, header.server)
         if rest and not http.closed and not transport.is_closing():

@@ -151,6 +151,12 @@ class HttpProtocol(asyncio.Protocol):
             self.use_proxy = host in self.trusted
             self.proxy_peer = host
 
+    def shorten_head_timeout(self, deadline: float) -> None:
+        """The first head must arrive by ``deadline`` (loop time): a PROXY header (``_proxy_gate``) already
+        used part of ``timeout_request_header``."""
+        if self._timer_kind == "head" and deadline < self._deadline:
+            self._arm("head", max(deadline - self.loop.time(), 0.001))
+
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
         self._out = None
