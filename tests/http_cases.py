@@ -187,6 +187,52 @@ CASES: list[WireCase] = [
     WireCase(
         "too-many-fields-unfinished-head", b"GET / HTTP/1.1\r\nHost: a\r\n" + b"X: y\r\n" * 150, [error(431)]
     ),
+    # Found in review: the RTSP/ICE check looks at each request's own line, nowhere else.
+    WireCase(
+        "body-containing-an-rtsp-line",
+        POST + b"Content-Length: 29\r\n\r\nDESCRIBE rtsp://x/ RTSP/1.0\r\n",
+        [P, body(b"DESCRIBE rtsp://x/ RTSP/1.0\r\n"), END],
+        split=True,
+    ),
+    WireCase(
+        "good-request-then-rtsp-line",
+        OK + b"GET /b RTSP/1.0\r\nHost: a\r\n\r\n",
+        [head(), END, error(400)],
+        split=True,
+    ),
+    WireCase(
+        "rtsp-line-after-a-body",
+        POST + b"Content-Length: 3\r\n\r\nabcGET /b RTSP/1.0\r\nHost: a\r\n\r\n",
+        [P, body(b"abc"), END, error(400)],
+        split=True,
+    ),
+    # An empty line between requests, its CR and LF in different reads.
+    WireCase(
+        "empty-line-after-a-body",
+        POST + b"Content-Length: 3\r\n\r\nabc\r\n" + OK,
+        [P, body(b"abc"), END, head(), END],
+        split=True,
+    ),
+    WireCase(
+        "empty-line-after-a-chunked-body",
+        CHUNKED + b"3\r\nabc\r\n0\r\n\r\n\r\n" + OK,
+        [P, body(b"abc"), END, head(), END],
+        split=True,
+    ),
+    # A chunked request behind a large Content-Length body in the same read is still measured.
+    WireCase(
+        "long-chunk-extension-behind-a-large-body",
+        POST
+        + b"Content-Length: 5000\r\n\r\n"
+        + b"x" * 5000
+        + CHUNKED
+        + b"1;e="
+        + b"v" * 10_000
+        + b"\r\nz\r\n0\r\n\r\n",
+        [P, body(b"x" * 5000), END, P, error(400)],
+    ),
+    # Empty lines before a request count towards the head's size (h11 skipped them without limit).
+    WireCase("empty-line-flood", b"\r\n" * 40_000 + OK, [error(431)]),
     # Found by the differential fuzzer (fuzz/fuzz_codecs.py): the same status from both codecs.
     WireCase("http-version-then-bare-lf", b"GET / HTTP/0.1\n\r\nHost: a\r\n\r\n", [error(505)]),
     WireCase(

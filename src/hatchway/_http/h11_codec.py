@@ -28,6 +28,17 @@ _END = h11.EndOfMessage()
 _FRAMING_TRAILER = re.compile(rb"(?im)^(?:content-length|transfer-encoding):")
 
 
+def _buffer(buf: Any) -> bytes | bytearray:
+    """h11's receive buffer itself (its bytearray), to search in place: readers called once per read must
+    not copy or rescan what they have already examined, or a head or trailer sent a byte at a time costs
+    time quadratic in its size."""
+    data = getattr(buf, "_data", None)
+    return data if isinstance(data, bytearray) else bytes(buf)
+
+
+_CRLF_RUN = re.compile(rb"(?:\r\n)*")
+
+
 def _peek(buf: Any, limit: int) -> bytes:
     """Up to ``limit`` bytes from the front of h11's receive buffer, without consuming them.
 
@@ -54,6 +65,9 @@ class _StrictChunkedReader:
         self._remaining = 0
         self._discard = b""
         self._trailer = False
+        # The trailer section examined so far: bytes searched, and where the current line starts.
+        self._seen = 0
+        self._line_start = 0
 
     def __call__(self, buf: Any) -> h11.Data | h11.EndOfMessage | None:
         if self._trailer:
@@ -90,24 +104,36 @@ class _StrictChunkedReader:
         return h11.Data(data=data)
 
     def _read_trailer(self, buf: Any) -> h11.EndOfMessage | None:
-        peek = _peek(buf, MAX_TRAILER + 1)
-        if peek[:2] == b"\r\n":
+        data = _buffer(buf)
+        if data[:2] == b"\r\n":
             buf.maybe_extract_at_most(2)
             return h11.EndOfMessage()
-        end = find_head_end(peek)
+        end = find_head_end(data, max(0, self._seen - 3))
+        limit = len(data) if end == -1 else end
         # Each trailer line is bounded like a chunk-size line; the section as a whole by MAX_TRAILER.
-        lines = (peek if end == -1 else peek[:end]).split(b"\n")
-        if any(len(line) >= MAX_CHUNK_LINE for line in lines):
+        position = self._seen
+        while True:
+            newline = data.find(b"\n", position, limit)
+            if newline == -1:
+                break
+            if newline - self._line_start >= MAX_CHUNK_LINE:
+                raise _refuse(ParseError(400, "chunk-size line or trailer field too long"))
+            self._line_start = position = newline + 1
+        if limit - self._line_start >= MAX_CHUNK_LINE:
             raise _refuse(ParseError(400, "chunk-size line or trailer field too long"))
+        self._seen = limit
         if end == -1:
-            if len(peek) > MAX_TRAILER:
+            if len(data) > MAX_TRAILER:
                 raise _refuse(ParseError(431, "trailer section too large"))
             return None
+        if end > MAX_TRAILER:
+            raise _refuse(ParseError(431, "trailer section too large"))
+        section = bytes(data[:end])
         # Trailer fields follow the head's rules (bare LF, obs-fold, control characters: RFC 9112 7.1.2).
-        problem = raw_head_problem(b"GET / HTTP/1.1\r\n" + peek[:end], 1 << 30)
+        problem = raw_head_problem(b"GET / HTTP/1.1\r\n" + section, 1 << 30)
         if problem is not None:
             raise _refuse(problem)
-        if _FRAMING_TRAILER.search(peek[:end]):
+        if _FRAMING_TRAILER.search(section):
             # RFC 9110 6.5.1: framing fields cannot be trailers; llhttp refuses them, and so does this codec.
             raise _refuse(ParseError(400, "Content-Length or Transfer-Encoding in the trailer section"))
         buf.maybe_extract_at_most(end)
@@ -139,34 +165,52 @@ class _StrictConnection(h11.Connection):
 
     def _head_reader(self, reader: Any) -> Any:
         max_fields, max_line, max_head = self._max_fields, self._max_line, self._max_head
+        # What this head's reader has examined so far (it is called once per read): bytes searched, their
+        # line feeds, whether the request line is complete, and the empty lines skipped before it.
+        seen = newlines = skipped = 0
+        line_done = False
 
         def read_head(buf: Any) -> Any:
-            peek = _peek(buf, max_head + 1)
-            while peek[:2] == b"\r\n":
-                # RFC 9112 2.2: empty lines (CRLF) before a request line are ignored; nothing else is.
-                buf.maybe_extract_at_most(2)
-                peek = _peek(buf, max_head + 1)
-            if peek[:1] == b"\n" or (peek[:1] == b"\r" and len(peek) > 1):
-                raise _refuse(ParseError(400, "bare CR or LF before the request line"))
-            if peek == b"\r":
-                return None  # perhaps the first half of a CRLF
-            # The target is measured as it arrives (414), like llhttp's on_url, not once the line is whole.
-            line_end = peek.find(b"\n")
-            parts = (peek if line_end == -1 else peek[:line_end]).split(b" ", 2)
-            if len(parts) > 1 and len(parts[1]) > max_line:
-                raise _refuse(ParseError(414, "request line too long"))
-            end = find_head_end(peek)
-            if end == -1 and peek.count(b"\n") - 1 > max_fields:
-                # As llhttp counts fields while they arrive: an endless head of short fields ends here.
-                raise _refuse(ParseError(431, "too many header fields"))
-            if end == -1 and len(peek) > max_head:
-                raise _refuse(ParseError(431, "request head too large"))
-            if end != -1:
-                if end > max_head:
+            nonlocal seen, newlines, skipped, line_done
+            data = _buffer(buf)
+            if seen == 0:
+                run = _CRLF_RUN.match(data)
+                if run is not None and run.end():
+                    # RFC 9112 2.2: empty lines (CRLF) before a request line are ignored; nothing else is.
+                    # They count towards the head's size, as llhttp counts them.
+                    skipped += run.end()
+                    if skipped > max_head:
+                        raise _refuse(ParseError(431, "request head too large"))
+                    buf.maybe_extract_at_most(run.end())
+                    data = _buffer(buf)
+                if data[:1] == b"\n" or (data[:1] == b"\r" and len(data) > 1):
+                    raise _refuse(ParseError(400, "bare CR or LF before the request line"))
+                if data[:1] == b"\r":
+                    return None  # perhaps the first half of a CRLF
+            if not line_done:
+                # The target is measured as it arrives (414), like llhttp's on_url, not once the line is whole.
+                line_end = data.find(b"\n", 0, max_line + 64)
+                line_done = line_end != -1
+                line = bytes(data[: line_end if line_done else max_line + 64])
+                parts = line.split(b" ", 2)
+                if len(parts) > 1 and len(parts[1]) > max_line:
+                    raise _refuse(ParseError(414, "request line too long"))
+            end = find_head_end(data, max(0, seen - 3))
+            newlines += data.count(b"\n", seen, len(data) if end == -1 else end)
+            seen = len(data)
+            if end == -1:
+                if newlines - 1 > max_fields:
+                    # As llhttp counts fields while they arrive: an endless head of short fields ends here.
+                    raise _refuse(ParseError(431, "too many header fields"))
+                if len(data) > max_head:
                     raise _refuse(ParseError(431, "request head too large"))
-                problem = raw_head_problem(peek[:end], max_fields)
-                if problem is not None:
-                    raise _refuse(problem)
+                # h11's own reader refuses a line that cannot start a request (a TLS hello) at once.
+                return reader(buf)
+            if end > max_head:
+                raise _refuse(ParseError(431, "request head too large"))
+            problem = raw_head_problem(bytes(data[:end]), max_fields)
+            if problem is not None:
+                raise _refuse(problem)
             return reader(buf)
 
         return read_head

@@ -28,13 +28,13 @@ from hatchway._http.validate import (
 )
 
 _METHODS: Final[dict[bytes, str]] = {}
-_NOTED: Final = frozenset({b"connection", b"expect", b"transfer-encoding"})
+_NOTED: Final = frozenset({b"connection", b"expect", b"transfer-encoding", b"content-length"})
 # Outside a Content-Length body, reads are parsed in pieces of at most this size, so the length of a
 # chunk-size line (or trailer line) that llhttp streams without limit can be measured: a line wholly inside
 # one piece is at most this long, and one that spans pieces is counted exactly (see _measure_line).
 _PIECE: Final = MAX_CHUNK_LINE
-# llhttp also speaks RTSP and ICE: "GET / RTSP/1.0" reaches the callbacks as an HTTP/1.0 request.
-_FOREIGN: Final = re.compile(rb"(?:^|\n)[!#$%&'*+\-.^_`|~0-9A-Za-z]+ [^ \r\n]+ (?:RTSP|ICE)/")
+# llhttp also reads RTSP and ICE request lines ("GET / RTSP/1.0", "SOURCE / ICE/1.0"), as HTTP/1.0.
+_FOREIGN_LINE: Final = re.compile(rb"\r?\n?[!#$%&'*+\-.^_`|~0-9A-Za-z]+ [^ \r\n]+ (?:RTSP|ICE)/")
 
 
 class _Refuse(Exception):
@@ -77,8 +77,15 @@ class HttptoolsCodec:
         self._framing = False
         self._line = 0
         self._trailer_size = 0
+        self._body_left = 0  # of a Content-Length body
+        # The request line read so far when it spans reads, and the text it is checked in for llhttp's
+        # other protocols (llhttp also reads "GET / RTSP/1.0" and "SOURCE / ICE/1.0", as HTTP/1.0).
         self._tail = b""
+        self._window: bytes | None = None
+        self._line_done = False
+        # A read that ended in a CR between requests: the next may start with its LF.
         self._cr_pending = False
+        self._body_end = b""
         self._unanswered = 0  # requests parsed whose responses are not complete (see next_cycle)
 
     # -- the Codec interface ------------------------------------------------------------------------
@@ -89,44 +96,48 @@ class HttptoolsCodec:
             # Paused after an upgrade request: keep the bytes until the upgrade is taken or declined.
             self._trailing += data
             return []
-        if self._in_head:
-            problem = self._line_start_problem(data)
+        if not self._head_started and (self._cr_pending or data[:1] in (b"\r", b"\n")):
+            problem = self._leading_problem(data)
             if problem is not None:
                 self._fail(problem)
                 return self._take()
-        if len(data) <= _PIECE or self._fixed_body:
-            self._feed(data)
+        self._body_end = b""
+        if len(data) <= _PIECE:
+            self._feed(data, True)
+        elif self._fixed_body and self._body_left >= len(data):
+            self._feed(data, False)
         else:
             self._feed_pieces(data)
-        if self._in_head and self._head_started:
-            # A head split across reads: its unfinished line is kept (bounded) for _line_start_problem.
-            newline = data.rfind(b"\n")
-            line = self._tail + data if newline == -1 else data[newline + 1 :]
-            self._tail = line[-(self._max_line + 32) :]
-        elif self._tail:
-            self._tail = b""
+        if self._trailing is None and self._in_head and not self._head_started and data[-1:] == b"\r":
+            # Unless that CR was the last byte of the body that just ended.
+            self._cr_pending = not (self._body_end and data.endswith(self._body_end))
+        else:
+            self._cr_pending = False
         return self._take()
 
     def _feed_pieces(self, data: bytes) -> None:
         # Its own method, reading the state only through calls: mypy would carry the narrowing of
         # ``self._trailing`` to None (from feed's checks) across the calls that set it, and the compiled
         # build turns that narrowing into a runtime type check.
-        for start in range(0, len(data), _PIECE):
-            self._feed(data[start : start + _PIECE])
+        start = 0
+        end = len(data)
+        while start < end:
+            body_left = self._fixed_body_left()
+            # A Content-Length body goes to llhttp whole; everything else in measured pieces.
+            size = body_left if body_left > 0 else _PIECE
+            self._feed(data[start : start + size], body_left == 0)
+            start += size
             if self._stopped():
-                rest = data[start + _PIECE :]
+                rest = data[start:]
                 if rest and not self._failed:
                     self._hold(rest)
-                return
-            if self._in_fixed_body():
-                self._feed(data[start + _PIECE :])
                 return
 
     def _stopped(self) -> bool:
         return self._failed or self._trailing is not None
 
-    def _in_fixed_body(self) -> bool:
-        return self._fixed_body
+    def _fixed_body_left(self) -> int:
+        return self._body_left if self._fixed_body else 0
 
     def _hold(self, data: bytes) -> None:
         self._trailing = (self._trailing or b"") + data
@@ -135,25 +146,30 @@ class HttptoolsCodec:
         events, self._events = self._events, []
         return events
 
-    def _line_start_problem(self, data: bytes) -> ParseError | None:
-        """What llhttp lets through before and in a request line, and RFC 9112 does not."""
-        if not self._head_started and (self._cr_pending or data[:1] in (b"\r", b"\n")):
-            # RFC 9112 2.2: only empty lines (CRLF) may come before a request line; llhttp skips any CR or LF.
-            checked = b"\r" + data if self._cr_pending else data
-            rest = checked.lstrip(b"\r\n")
-            gap = checked[: len(checked) - len(rest)]
-            # A CR at the very end of a read may be the first half of a CRLF split across reads.
-            self._cr_pending = not rest and gap.endswith(b"\r")
-            if self._cr_pending:
-                gap = gap[:-1]
-            if gap.replace(b"\r\n", b""):
-                return ParseError(400, "bare CR or LF before the request line")
-        tail = self._tail + data if self._tail else data
-        if (b"RTSP/" in tail or b"ICE/" in tail) and _FOREIGN.search(tail) is not None:
-            return ParseError(400, "not an HTTP request line")
+    def _leading_problem(self, data: bytes) -> ParseError | None:
+        # RFC 9112 2.2: only empty lines (CRLF) may come before a request line; llhttp skips any CR or LF.
+        checked = b"\r" + data if self._cr_pending else data
+        rest = checked.lstrip(b"\r\n")
+        gap = checked[: len(checked) - len(rest)]
+        if not rest and gap.endswith(b"\r"):
+            gap = gap[:-1]  # perhaps the first half of a CRLF split across reads
+        if gap.replace(b"\r\n", b""):
+            return ParseError(400, "bare CR or LF before the request line")
         return None
 
-    def _feed(self, data: bytes) -> None:
+    def _feed(self, data: bytes, scan: bool) -> None:
+        if self._tail:
+            # A request line begun in an earlier read ends at this read's first LF: judged whole.
+            newline = data.find(b"\n")
+            if newline != -1:
+                line = self._tail + data[:newline]
+                self._tail = b""
+                self._line_done = True
+                if _FOREIGN_LINE.match(line) is not None:
+                    self._fail(ParseError(400, "not an HTTP request line"))
+                    return
+        # A request line inside this read is found by its own target (see _foreign_line).
+        self._window = data if scan and (b"RTSP/" in data or b"ICE/" in data) else None
         if self._framing and self._line:
             # Between chunks and in the trailer section, llhttp streams a line without limit. A line begun
             # in an earlier piece ends at this piece's first LF: measured before llhttp acts on it.
@@ -184,6 +200,32 @@ class HttptoolsCodec:
                     self._fail(ParseError(400, "chunk-size line or trailer field too long"))
             else:
                 self._line = 0
+            if self._in_head and self._head_started and not self._line_done:
+                self._keep_request_line(data)
+            if self._window is not None and self._foreign_line():
+                self._fail(ParseError(400, "not an HTTP request line"))
+
+    def _keep_request_line(self, data: bytes) -> None:
+        # The request line continues in the next read: its start is kept (bounded) to be judged whole.
+        # Once the unfinished line is a field line (a colon before any space), the request line is done.
+        newline = data.rfind(b"\n")
+        line = self._tail + data if newline == -1 else data[newline + 1 :]
+        colon = line.find(b":")
+        space = line.find(b" ")
+        if colon != -1 and (space == -1 or colon < space):
+            self._tail = b""
+            self._line_done = True
+        else:
+            self._tail = line[-(self._max_line + 32) :]
+
+    def _foreign_line(self) -> bool:
+        window = self._window
+        url = self._url
+        if window is None or not url:
+            return False
+        # The method and target identify this request's own line (a body may hold such text too).
+        start = self._parser.get_method() + b" " + url + b" "
+        return start + b"RTSP/" in window or start + b"ICE/" in window
 
     def next_cycle(self) -> list[Event]:
         self._unanswered -= 1
@@ -195,6 +237,8 @@ class HttptoolsCodec:
         self._parser = httptools.HttpRequestParser(self)
         self._in_head = True
         self._head_size = 0
+        self._cr_pending = False
+        self._tail = b""
         return self.feed(trailing) if trailing else []
 
     def trailing_data(self) -> bytes:
@@ -219,7 +263,8 @@ class HttptoolsCodec:
         self._in_head = True
         self._head_started = True
         self._chunked = self._fixed_body = self._framing = False
-        self._line = self._trailer_size = 0
+        self._line = self._trailer_size = self._body_left = 0
+        self._line_done = False
 
     def on_url(self, url: bytes) -> None:
         self._url += url
@@ -244,6 +289,9 @@ class HttptoolsCodec:
                 self._has_connection = True
             elif lname == b"expect":
                 self._has_expect = True
+            elif lname == b"content-length":
+                digits = value.strip()
+                self._body_left = int(digits) if digits.isdigit() and len(digits) <= 16 else 0
             else:
                 if value[-1:] == b"\t":
                     # llhttp refuses this only after on_headers_complete, when the head event is already
@@ -282,6 +330,9 @@ class HttptoolsCodec:
             problem = upgrade_body_problem(headers)
             if problem is not None:
                 raise _Refuse(problem.status, problem.reason)
+        self._line_done = True
+        if self._window is not None and self._foreign_line():
+            raise _Refuse(400, "not an HTTP request line")
         if self._chunked:
             self._framing = True
         else:
@@ -301,6 +352,8 @@ class HttptoolsCodec:
 
     def on_body(self, body: bytes) -> None:
         self._framing = False
+        self._body_left -= len(body)
+        self._body_end = body
         self._events.append(Body(body))
 
     def on_chunk_complete(self) -> None:

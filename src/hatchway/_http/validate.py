@@ -91,9 +91,9 @@ _REQUEST_LINE_VERSION: Final = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+ [!-~]+
 _REQUEST_LINE: Final = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+ [!-~]+ HTTP/[0-9]\.[0-9]")
 
 
-def find_head_end(data: bytes) -> int:
-    """The index just past the blank line ending the head in ``data``, or -1 while incomplete."""
-    match = _HEAD_END.search(data)
+def find_head_end(data: bytes | bytearray, start: int = 0) -> int:
+    """The index just past the blank line ending the head in ``data`` (searched from ``start``), or -1."""
+    match = _HEAD_END.search(data, start)
     return match.end() if match else -1
 
 
