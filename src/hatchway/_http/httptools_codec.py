@@ -108,7 +108,7 @@ class HttptoolsCodec:
             self._feed(data, False)
         else:
             self._feed_pieces(data)
-        if self._trailing is None and self._in_head and not self._head_started and data[-1:] == b"\r":
+        if not self._stopped() and self._in_head and not self._head_started and data[-1:] == b"\r":
             # Unless that CR was the last byte of the body that just ended.
             self._cr_pending = not (self._body_end and data.endswith(self._body_end))
         else:
