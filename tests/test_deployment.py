@@ -323,6 +323,16 @@ def _eventually_ok(client: httpx.Client, path: str) -> bool:
     return False
 
 
+def _eventually_status(client: httpx.Client, path: str, status: int, within: float) -> bool:
+    deadline = time.monotonic() + within * UNIT
+    while True:
+        if client.get(path).status_code == status:
+            return True
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.02)
+
+
 def _container() -> tuple[dict[str, Any], dict[str, Any]]:
     import yaml
 
@@ -380,7 +390,8 @@ def test_kubernetes_container_settings_drain_on_sigterm(tmp_path: Path) -> None:
             started = time.monotonic()
             os.kill(pid, signal.SIGTERM)
             proc.wait_for(r"draining for 1")
-            assert client.get("/ready").status_code == 503
+            # The supervisor logs the drain as it tells the workers; each answers 503 once its pipe is read.
+            assert _eventually_status(client, "/ready", 503, within=0.8)
             assert client.get("/live").status_code == 200
             assert client.get("/").status_code == 200
         assert proc.finish(15 * UNIT) == 0
