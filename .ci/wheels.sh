@@ -20,6 +20,7 @@ find_python() {  # as .ci/run finds them: on PATH, else under pyenv's versions
     for candidate in "$HOME"/.pyenv/versions/"$1"*/bin/"python$1"; do
         [ -x "$candidate" ] && echo "$candidate" && return
     done
+    return 0  # not found: the caller sees an empty answer (under set -e a failing status would end the run)
 }
 
 wheel_run() {  # VERSION
