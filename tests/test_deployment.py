@@ -14,8 +14,6 @@ import re
 import shlex
 import shutil
 import signal
-import socket
-import subprocess
 import sys
 import tempfile
 import textwrap
@@ -30,6 +28,7 @@ import pytest
 
 import hatchway
 from tests.conftest import CliProcess
+from tests.daemons import binary, daemon, free_port
 from tests.utils import UNIT
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -81,33 +80,6 @@ def test_the_guide_shows_every_example_file_verbatim() -> None:
         assert text == (ROOT / name).read_text(encoding="utf-8"), f"{name} differs from docs/deployment.md"
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _wait_port(port: int, process: subprocess.Popen[Any], what: str) -> None:
-    deadline = time.monotonic() + 10 * UNIT
-    while True:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=UNIT).close()
-            return
-        except OSError:
-            assert process.poll() is None, f"{what} exited"
-            assert time.monotonic() < deadline, f"{what} did not listen"
-            time.sleep(0.02)
-
-
-def _stop(process: subprocess.Popen[Any]) -> None:
-    process.terminate()
-    try:
-        process.wait(10 * UNIT)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait(10 * UNIT)
-
-
 # -- nginx ------------------------------------------------------------------------------------------------------
 NGINX_MAIN = """
 worker_processes 1;
@@ -129,9 +101,7 @@ http {{
 
 @contextmanager
 def nginx(tmp: Path, upstream: str, port: int) -> Iterator[None]:
-    binary = shutil.which("nginx") or "/usr/sbin/nginx"
-    if not os.access(binary, os.X_OK):
-        pytest.skip("nginx is not installed")
+    nginx_binary = binary("nginx")
     text = (DEPLOY / "nginx.conf").read_text()
     # The guide's file, with the test's addresses: the upstream line is the one the guide says to change.
     assert "server unix:/run/hatchway/app.sock;" in text
@@ -140,16 +110,10 @@ def nginx(tmp: Path, upstream: str, port: int) -> Iterator[None]:
     (tmp / "hatchway.conf").write_text(text.replace("listen 80;", f"listen 127.0.0.1:{port};"))
     user = "user root;" if os.geteuid() == 0 else ""
     (tmp / "nginx.conf").write_text(NGINX_MAIN.format(tmp=tmp, user=user))
-    process = subprocess.Popen(
-        [binary, "-p", str(tmp), "-c", str(tmp / "nginx.conf"), "-g", "daemon off;"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        _wait_port(port, process, "nginx")
+    with daemon(
+        [nginx_binary, "-p", str(tmp), "-c", str(tmp / "nginx.conf"), "-g", "daemon off;"], [port], "nginx"
+    ):
         yield
-    finally:
-        _stop(process)
 
 
 async def _app(scope: dict[str, Any], receive: Any, send: Any) -> None:
@@ -163,7 +127,7 @@ async def _app(scope: dict[str, Any], receive: Any, send: Any) -> None:
 def test_behind_nginx(tmp_path: Path, upstream: str) -> None:
     from websockets.sync.client import connect
 
-    front = _free_port()
+    front = free_port()
     # A short path: sun_path holds 108 bytes.
     sock = Path(tempfile.gettempdir()) / f"hatchway-deploy-{os.getpid()}.sock"
     if upstream == "unix":
@@ -206,7 +170,7 @@ async def _request_id_app(scope: dict[str, Any], receive: Any, send: Any) -> Non
 @pytest.mark.slow
 @pytest.mark.parametrize("upstream", ["unix", "tcp"])
 def test_behind_nginx_a_client_cannot_choose_its_request_id(tmp_path: Path, upstream: str) -> None:
-    front = _free_port()
+    front = free_port()
     sock = Path(tempfile.gettempdir()) / f"hatchway-deploy-rid-{os.getpid()}.sock"
     if upstream == "unix":
         options: dict[str, Any] = {"uds": str(sock), "forwarded_allow_ips": str(sock)}
@@ -251,7 +215,7 @@ def test_systemd_socket_activation(tmp_path: Path) -> None:
     if activate is None:
         pytest.skip("systemd-socket-activate is not installed (Debian: apt-get install systemd)")
     (tmp_path / "main.py").write_text(APP)
-    port = _free_port()
+    port = free_port()
     listen = unit_value("hatchway.socket", "ListenStream")
     assert listen == "8000"
     command = shlex.split(unit_value("hatchway.service", "ExecStart"))

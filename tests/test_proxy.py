@@ -4,10 +4,6 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
-import socket
-import subprocess
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -16,6 +12,7 @@ import httpx
 import pytest
 
 from hatchway._proxy import TrustedProxies, apply_proxy_headers
+from tests.daemons import binary, daemon, free_port
 from tests.utils import UNIT, serve_in_thread
 
 PEER = ("127.0.0.1", 5000)
@@ -207,12 +204,6 @@ def test_proxy_headers_over_sockets(
 
 
 # -- behind nginx on a UNIX socket ------------------------------------------------------------------------
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 NGINX_CONF = """
 worker_processes 1;
 {user}
@@ -273,11 +264,7 @@ NGINX_FAMILY_PORTS: dict[str, int] = {}
 
 @pytest.fixture(scope="module")
 def nginx(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
-    binary = shutil.which("nginx") or next(
-        (p for p in ("/usr/sbin/nginx", "/usr/local/sbin/nginx") if os.access(p, os.X_OK)), None
-    )
-    if binary is None:
-        pytest.skip("nginx is not installed (apt-get install nginx); CI installs it")
+    nginx_binary = binary("nginx")
     tmp = tmp_path_factory.mktemp("nginx")
     sock = Path(tempfile_dir()) / f"hatchway-nginx-{os.getpid()}.sock"  # short: sun_path is 108 bytes
     port, port_x, port_fwd = free_port(), free_port(), free_port()
@@ -286,37 +273,12 @@ def nginx(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]
     conf.write_text(
         NGINX_CONF.format(user=user, tmp=tmp, sock=sock, port=port, port_x=port_x, port_fwd=port_fwd)
     )
-    process = subprocess.Popen(
-        [binary, "-p", str(tmp), "-c", str(conf), "-g", "daemon off;"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
+    argv = [nginx_binary, "-p", str(tmp), "-c", str(conf), "-g", "daemon off;"]
     try:
-        deadline = time.monotonic() + 10 * UNIT
-        while True:
-            if process.poll() is not None:
-                error = process.stderr.read().decode() if process.stderr else ""
-                pytest.fail(
-                    f"nginx exited: {error} {(tmp / 'error.log').read_text() if (tmp / 'error.log').exists() else ''}"
-                )
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=UNIT).close()
-                break
-            except OSError:
-                if time.monotonic() > deadline:
-                    pytest.fail("nginx did not start listening")
-                time.sleep(0.05)
-        NGINX_FAMILY_PORTS.update({"x-forwarded": port_x, "forwarded": port_fwd})
-        yield f"http://127.0.0.1:{port}", sock
+        with daemon(argv, [port, port_x, port_fwd], "nginx"):
+            NGINX_FAMILY_PORTS.update({"x-forwarded": port_x, "forwarded": port_fwd})
+            yield f"http://127.0.0.1:{port}", sock
     finally:
-        process.terminate()
-        try:
-            process.wait(10 * UNIT)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(10 * UNIT)
-        if process.stderr:
-            process.stderr.close()
         sock.unlink(missing_ok=True)
 
 
@@ -411,42 +373,16 @@ backend app
 
 @pytest.fixture(scope="module")
 def haproxy(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[dict[str, int], Path]]:
-    binary = shutil.which("haproxy") or (
-        "/usr/sbin/haproxy" if os.access("/usr/sbin/haproxy", os.X_OK) else None
-    )
-    if binary is None:
-        pytest.skip("haproxy is not installed (apt-get install haproxy); CI installs it")
+    haproxy_binary = binary("haproxy")
     tmp = tmp_path_factory.mktemp("haproxy")
     sock = Path(tempfile_dir()) / f"hatchway-haproxy-{os.getpid()}.sock"
     ports = {"x-forwarded": free_port(), "forwarded": free_port()}
     conf = tmp / "haproxy.cfg"
     conf.write_text(HAPROXY_CONF.format(port_x=ports["x-forwarded"], port_fwd=ports["forwarded"], sock=sock))
-    process = subprocess.Popen(
-        [binary, "-db", "-f", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
-    )
     try:
-        deadline = time.monotonic() + 10 * UNIT
-        for port in ports.values():
-            while True:
-                if process.poll() is not None:
-                    pytest.fail(f"haproxy exited: {process.stderr.read().decode() if process.stderr else ''}")
-                try:
-                    socket.create_connection(("127.0.0.1", port), timeout=UNIT).close()
-                    break
-                except OSError:
-                    if time.monotonic() > deadline:
-                        pytest.fail("haproxy did not start listening")
-                    time.sleep(0.05)
-        yield ports, sock
+        with daemon([haproxy_binary, "-db", "-f", str(conf)], list(ports.values()), "haproxy"):
+            yield ports, sock
     finally:
-        process.terminate()
-        try:
-            process.wait(10 * UNIT)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(10 * UNIT)
-        if process.stderr:
-            process.stderr.close()
         sock.unlink(missing_ok=True)
 
 

@@ -28,6 +28,7 @@ from hatchway._proxy_protocol import (
     build_v2,
     parse,
 )
+from tests.daemons import binary, daemon, free_port
 from tests.utils import UNIT
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -346,12 +347,6 @@ def test_misconfiguration_stops_start_up(options: dict[str, Any], message: str) 
 
 
 # -- behind a real HAProxy ------------------------------------------------------------------------------------
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def haproxy_config(app_port: int, front_port: int, send_proxy: str) -> str:
     """examples/deploy/haproxy.cfg, as docs/deployment.md shows it, with the test's ports."""
     text = (DEPLOY / "haproxy.cfg").read_text()
@@ -364,36 +359,13 @@ def haproxy_config(app_port: int, front_port: int, send_proxy: str) -> str:
 
 @contextlib.contextmanager
 def haproxy(config_text: str, tmp_path: Path, front_port: int) -> Iterator[subprocess.Popen[bytes]]:
-    binary = shutil.which("haproxy") or "/usr/sbin/haproxy"
-    if not Path(binary).exists():
-        pytest.skip("haproxy is not installed")
+    haproxy_binary = binary("haproxy")
     path = tmp_path / "haproxy.cfg"
     path.write_text(config_text)
-    check = subprocess.run([binary, "-c", "-f", str(path)], capture_output=True, timeout=10 * UNIT)
+    check = subprocess.run([haproxy_binary, "-c", "-f", str(path)], capture_output=True, timeout=10 * UNIT)
     assert check.returncode == 0, check.stderr.decode() + check.stdout.decode()
-    proc = subprocess.Popen(
-        [binary, "-db", "-f", str(path)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT
-    )
-    try:
-        deadline = time.monotonic() + 10 * UNIT
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", front_port), timeout=1).close()
-                break
-            except OSError:
-                assert proc.poll() is None, proc.stdout.read().decode() if proc.stdout else ""
-                assert time.monotonic() < deadline, "haproxy did not listen"
-                time.sleep(0.02)
+    with daemon([haproxy_binary, "-db", "-f", str(path)], [front_port], "haproxy") as proc:
         yield proc
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(5 * UNIT)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(5 * UNIT)
-        if proc.stdout is not None:
-            proc.stdout.close()
 
 
 @pytest.mark.slow
@@ -401,7 +373,7 @@ def haproxy(config_text: str, tmp_path: Path, front_port: int) -> Iterator[subpr
     ("send_proxy", "mode"), [("send-proxy", "v1"), ("send-proxy-v2", "v2"), ("send-proxy", "auto")]
 )
 def test_behind_haproxy_the_app_sees_the_real_client(tmp_path: Path, send_proxy: str, mode: str) -> None:
-    front = _free_port()
+    front = free_port()
     with hatchway.background(who, proxy_protocol=mode, ready_path="/ready") as server:
         text = haproxy_config(_port(server), front, send_proxy)
         with haproxy(text, tmp_path, front):
