@@ -114,12 +114,11 @@ def _no_traceback_of_hatchway(stderr: str) -> None:
     ("args", "environment", "fragments"),
     [
         (
-            ["--workers", "0", "--port", "-5", "--http", "zttp"],
+            ["--workers", "0", "--port", "-5", "--h2-max-frame-size", "1024"],
             {},
-            ["workers", "port", "http", "3 invalid options"],
+            ["workers", "port", "h2_max_frame_size", "3 invalid options"],
         ),
         ([], {"WEB_CONCURRENCY": "many"}, ["$WEB_CONCURRENCY must be a whole number"]),
-        (["--http2"], {}, ["HTTP/2 is not available"]),
         (["--env-file", "missing.env"], {}, ["does not exist"]),
     ],
 )
@@ -270,6 +269,12 @@ def captured_run(monkeypatch: pytest.MonkeyPatch) -> dict[str, object]:
             {"headers": ["Cache-Control: no-cache, no-store", "X-B: 2"]},
         ),
         (["--no-proxy-headers", "--use-colors"], {}, {"proxy_headers": False, "use_colors": True}),
+        (["--http", "zttp", "--http2"], {}, {"http": "zttp", "http2": True}),
+        (
+            ["--h2-max-concurrent-streams", "250"],
+            {"HATCHWAY_H2_MAX_FRAME_SIZE": "32768"},
+            {"h2_max_concurrent_streams": 250, "h2_max_frame_size": 32768},
+        ),
     ],
 )
 def test_cli_passes_only_given_options(
@@ -284,3 +289,16 @@ def test_cli_passes_only_given_options(
     assert {k: v for k, v in captured_run.items() if k in expected} == expected
     extra = set(captured_run) - set(expected) - {"app", "app_dir"}
     assert extra == set()
+
+
+def test_help_offers_only_values_config_accepts() -> None:
+    # Every choice --help lists must start a server: an offered value that Config then refuses is a trap.
+    import click
+
+    from hatchway._cli import command
+    from hatchway._config import Config
+
+    for param in command.params:
+        if isinstance(param, click.Option) and isinstance(param.type, click.Choice):
+            for choice in param.type.choices:
+                Config("main:app", **{str(param.name): choice})

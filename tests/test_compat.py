@@ -157,3 +157,13 @@ def test_server_keeps_uvicorns_everyday_surface() -> None:
     config = hatchway.Config(lambda: None)
     for name in ("bind_socket", "is_ssl", "use_subprocess", "should_reload", "get_loop_factory"):
         assert hasattr(config, name), name
+
+
+def test_uvicorns_http_values_and_http2_are_accepted() -> None:
+    # The same, not a difference: every --http name uvicorn knows (zttp is served as "auto") and --http2.
+    for value in uvicorn.config.HTTP_PROTOCOLS:
+        config = hatchway.Config(lambda: None, http=value, http2=True)
+        assert (config.http, config.http2) == (value, True)
+    result = CliRunner().invoke(command, ["--help"])
+    assert "--http2" in result.output
+    assert "[auto|h11|httptools|zttp]" in result.output

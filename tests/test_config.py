@@ -57,7 +57,7 @@ def test_one_error_names_every_bad_option_with_expected_got_and_did_you_mean() -
     assert "4 invalid options" in text
     assert "expected a whole number between 0 and 65535, got -5" in text
     assert "expected a whole number at least 1, got 0" in text
-    assert "expected one of 'auto', 'h11', 'httptools', got 'nonsense'" in text
+    assert "expected one of 'auto', 'h11', 'httptools', 'zttp', got 'nonsense'" in text
     assert "did you mean 'lifespan'?" in text
     assert isinstance(error, ValueError)
 
@@ -72,8 +72,16 @@ def test_run_rejects_unknown_keyword_before_binding() -> None:
 @pytest.mark.parametrize(
     ("options", "option", "fragment"),
     [
-        ({"http": "zttp"}, "http", "not available in hatchway"),
-        ({"http2": True}, "http2", "HTTP/2 is not available"),
+        ({"http": "h2"}, "http", "expected one of 'auto', 'h11', 'httptools', 'zttp'"),
+        ({"http2": "yes"}, "http2", "expected True or False"),
+        ({"h2_max_concurrent_streams": 0}, "h2_max_concurrent_streams", "at least 1"),
+        ({"h2_initial_window_size": 2**31}, "h2_initial_window_size", "between 1 and 2147483647"),
+        ({"h2_max_frame_size": 16383}, "h2_max_frame_size", "between 16384 and 16777215"),
+        ({"h2_max_frame_size": 2**24}, "h2_max_frame_size", "between 16384 and 16777215"),
+        ({"h2_max_header_list_size": 0}, "h2_max_header_list_size", "at least 1"),
+        ({"h2_max_header_frames": 0}, "h2_max_header_frames", "at least 1"),
+        ({"h2_max_resets_per_second": 0}, "h2_max_resets_per_second", "at least 1"),
+        ({"h2_max_control_frames_per_second": 0}, "h2_max_control_frames_per_second", "at least 1"),
         ({"loop": "zuvloop"}, "loop", "not available in hatchway"),
         ({"http": MyProtocol}, "http", "protocol classes are not accepted"),
         ({"ws": MyProtocol}, "ws", "protocol classes are not accepted"),
@@ -101,6 +109,37 @@ def test_accepts_uvicorn_spellings() -> None:
     assert config.ws == "websockets"
     assert config.headers == [("X-A", "1")]
     assert Config(app, log_level=5).log_level == 5
+
+
+def test_http2_and_zttp_are_accepted() -> None:
+    # uvicorn's HTTP/2 switch and its zttp implementation: served by hatchway's own (zttp as "auto").
+    config = Config(app, http="zttp", http2=True)
+    assert (config.http, config.http2) == ("zttp", True)
+    assert Config(app).http2 is False
+
+
+def test_http2_limits_take_their_bounds() -> None:
+    config = Config(
+        app,
+        h2_max_concurrent_streams=1,
+        h2_initial_window_size=2**31 - 1,
+        h2_max_frame_size=16777215,
+        h2_max_header_list_size=1,
+        h2_max_header_frames=1,
+        h2_max_resets_per_second=1,
+        h2_max_control_frames_per_second=1,
+    )
+    assert (config.h2_initial_window_size, config.h2_max_frame_size) == (2**31 - 1, 16777215)
+    defaults = Config(app)
+    assert (
+        defaults.h2_max_concurrent_streams,
+        defaults.h2_initial_window_size,
+        defaults.h2_max_frame_size,
+        defaults.h2_max_header_list_size,
+        defaults.h2_max_header_frames,
+        defaults.h2_max_resets_per_second,
+        defaults.h2_max_control_frames_per_second,
+    ) == (100, 65535, 16384, 65536, 16, 100, 500)
 
 
 def test_positional_parameters_follow_uvicorn() -> None:

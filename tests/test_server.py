@@ -83,6 +83,28 @@ def test_debug_log_names_the_build_of_the_hot_path(caplog: pytest.LogCaptureFixt
     assert expected in lines[0]
 
 
+def test_zttp_is_served_as_auto_with_one_warning(
+    caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # uvicorn's --http zttp starts hatchway's own implementations: the codec "auto" picks, one warning a process.
+    import hatchway._server
+    from hatchway._http.protocol import make_codec_factory
+
+    monkeypatch.setattr(hatchway._server, "_zttp_notice_given", False)
+    expected = type(make_codec_factory(Config(hello))()).__name__
+    for _ in range(2):
+        with serve_in_thread(hello, http="zttp") as server, httpx.Client(timeout=5 * UNIT) as client:
+            assert client.get(server.url or "").text == "hello"
+            assert server.config.http == "zttp"
+            assert server.state is not None
+            assert [type(conn.codec).__name__ for conn in server.state.connections] == [expected]
+    warnings = [r for r in caplog.records if "zttp" in r.getMessage()]
+    assert [r.getMessage() for r in warnings] == [
+        "http='zttp' is served by hatchway's own HTTP/1.1 (httptools) and HTTP/2 implementations."
+    ]
+    assert warnings[0].levelno == logging.WARNING
+
+
 def test_stop_from_another_thread_stops_promptly_and_releases_the_port() -> None:
     server = Server(Config(hello, port=0, log_config=None))
     thread, errors = run_in_thread(server)

@@ -30,14 +30,14 @@ LOG_LEVELS: dict[str, int] = {
     "trace": TRACE_LOG_LEVEL,
 }
 LOG_FORMATS = ("text", "json")
-HTTP_CHOICES = ("auto", "h11", "httptools")
+# "zttp" is uvicorn's name for its zttp package; hatchway serves it as "auto", with a warning at start-up.
+HTTP_CHOICES = ("auto", "h11", "httptools", "zttp")
 WS_CHOICES = ("auto", "none", "websockets", "websockets-sansio", "wsproto")
 LIFESPAN_CHOICES = ("auto", "on", "off")
 INTERFACE_CHOICES = ("auto", "asgi3", "asgi2", "wsgi")
 LOOP_CHOICES = ("auto", "asyncio", "uvloop", "none")
 # Names uvicorn accepts that hatchway does not implement, with what to use instead.
 UNSUPPORTED_CHOICES: dict[tuple[str, str], str] = {
-    ("http", "zttp"): "hatchway serves HTTP/1.1 with httptools or h11; use --http auto",
     ("loop", "zuvloop"): "hatchway runs on uvloop or asyncio; use --loop auto",
 }
 DEFAULT_FORWARDED_ALLOW_IPS = "127.0.0.1,::1"
@@ -159,9 +159,11 @@ class Config:
         "auto",
         help="Event loop implementation: auto, asyncio, uvloop, none, or a 'module:factory' import string.",
     )
-    http: Any = option("auto", help="HTTP protocol implementation.", choices=(*HTTP_CHOICES, "zttp"))
+    http: Any = option("auto", help="HTTP protocol implementation.", choices=HTTP_CHOICES)
     http2: bool = option(
-        False, help="Enable HTTP/2 support (not available in hatchway; rejected).", flag="--http2"
+        False,
+        help="Enable HTTP/2: ALPN h2 over TLS, and h2c (prior knowledge or Upgrade: h2c) on plain sockets.",
+        flag="--http2",
     )
     ws: Any = option("auto", help="WebSocket protocol implementation.", choices=WS_CHOICES)
     ws_max_size: int = option(16777216, help="WebSocket max size message in bytes.")
@@ -380,6 +382,48 @@ class Config:
     )
     limit_request_head_size: int = option(
         65536, help="Maximum size of the whole request head in bytes (431 beyond).", hatchway_only=True
+    )
+    # HTTP/2 limits (with --http2), advertised in the server's SETTINGS or enforced per connection.
+    h2_max_concurrent_streams: int = option(
+        100,
+        help="HTTP/2: streams a client may have open at once on one connection; more are refused. "
+        "Default 100, the least RFC 9113 recommends.",
+        hatchway_only=True,
+    )
+    h2_initial_window_size: int = option(
+        65535,
+        help="HTTP/2: bytes a client may send on each stream before the app reads them (the receive window "
+        "the server advertises, 1 to 2**31-1). Default 65535, the protocol's own.",
+        hatchway_only=True,
+    )
+    h2_max_frame_size: int = option(
+        16384,
+        help="HTTP/2: largest frame payload in bytes the server accepts (16384 to 16777215). Default 16384, the "
+        "protocol's own.",
+        hatchway_only=True,
+    )
+    h2_max_header_list_size: int = option(
+        65536,
+        help="HTTP/2: decompressed header bytes allowed per request (RFC 9113 6.5.2, 32 counted per field). "
+        "Default 65536, as limit_request_head_size.",
+        hatchway_only=True,
+    )
+    h2_max_header_frames: int = option(
+        16,
+        help="HTTP/2: CONTINUATION frames allowed in one header block; more close the connection. Default 16.",
+        hatchway_only=True,
+    )
+    h2_max_resets_per_second: int = option(
+        100,
+        help="HTTP/2: streams per second a client may reset or have refused before GOAWAY ENHANCE_YOUR_CALM "
+        "(rapid reset). Default 100.",
+        hatchway_only=True,
+    )
+    h2_max_control_frames_per_second: int = option(
+        500,
+        help="HTTP/2: PING, SETTINGS, PRIORITY, WINDOW_UPDATE, empty DATA and RST_STREAM frames per second "
+        "before GOAWAY ENHANCE_YOUR_CALM. Default 500.",
+        hatchway_only=True,
     )
     # -- hatchway's own options: behind load balancers and in Kubernetes (docs/deployment.md) ------------
     proxy_protocol: str = option(

@@ -132,10 +132,7 @@ def _check_http(config: Config) -> list[Problem]:
                 "use 'auto', 'httptools' or 'h11'",
             )
         ]
-    problems = _choice("http", HTTP_CHOICES)(config)
-    if config.http2:
-        problems.append(Problem("http2", "HTTP/2 is not available in hatchway", "HW102", "drop http2=True"))
-    return problems
+    return _choice("http", HTTP_CHOICES)(config)
 
 
 def _check_ws(config: Config) -> list[Problem]:
@@ -344,6 +341,7 @@ def _check_types(config: Config) -> list[Problem]:
             problems.append(Problem(name, f"expected a string, got {getattr(config, name)!r}", "HW101"))
     for name in (
         "reload",
+        "http2",
         "factory",
         "access_log",
         "proxy_headers",
@@ -422,6 +420,13 @@ CHECKS: tuple[Check, ...] = (
     _int_range("limit_request_line", 64),
     _int_range("limit_request_fields", 1),
     _int_range("limit_request_head_size", 256),
+    _int_range("h2_max_concurrent_streams", 1),
+    _int_range("h2_initial_window_size", 1, 2**31 - 1),
+    _int_range("h2_max_frame_size", 16384, 16777215),
+    _int_range("h2_max_header_list_size", 1),
+    _int_range("h2_max_header_frames", 1),
+    _int_range("h2_max_resets_per_second", 1),
+    _int_range("h2_max_control_frames_per_second", 1),
     _int_range("h11_max_incomplete_event_size", 1, optional=True),
     _check_ssl,
     _check_proxies,

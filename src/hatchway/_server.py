@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import copy
 import functools
 import logging
 import os
@@ -34,6 +35,7 @@ T = TypeVar("T")
 _HANDLED_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 _live_servers: weakref.WeakSet[Server] = weakref.WeakSet()
 _exit_hook_installed = False
+_zttp_notice_given = False
 
 
 def loop_factory(choice: Any) -> Callable[[], asyncio.AbstractEventLoop] | None:
@@ -99,6 +101,33 @@ async def finish_loop() -> None:
         await asyncio.gather(*pending, return_exceptions=True)
     await loop.shutdown_asyncgens()
     await loop.shutdown_default_executor()
+
+
+def http_implementation_notice(config: Config) -> None:
+    """Warn once per process when ``http`` names uvicorn's zttp, which hatchway serves as ``auto``.
+
+    ``--http zttp`` is a valid uvicorn setting, so a drop-in replacement accepts it rather than refusing to start
+    (as ``ws="wsproto"``, ``_websocket.ws_implementation_notice``); the warning says what serves the connections.
+    """
+    global _zttp_notice_given
+    if config.http == "zttp" and not _zttp_notice_given:
+        _zttp_notice_given = True
+        logger.warning(
+            "http='zttp' is served by hatchway's own HTTP/1.1 (httptools) and HTTP/2 implementations."
+        )
+
+
+def served_config(config: Config) -> Config:
+    """The Config the connections see: ``http="zttp"`` served as ``"auto"``, everything else as given.
+
+    ``Server.config`` keeps the caller's value (workers and the reloader pass it on, and each child warns).
+    A copy, not ``replace()``: nothing is validated again (nor an env file read twice).
+    """
+    if config.http != "zttp":
+        return config
+    served = copy.copy(config)
+    object.__setattr__(served, "http", "auto")
+    return served
 
 
 @functools.lru_cache(maxsize=32)
@@ -404,6 +433,7 @@ class Server:
                 random.randint(0, config.limit_max_requests_jitter) if config.limit_max_requests_jitter else 0
             )
             state.request_limit = config.limit_max_requests + jitter
+        http_implementation_notice(config)
         if config.ws == "wsproto":
             from hatchway._websocket import ws_implementation_notice
 
@@ -433,13 +463,14 @@ class Server:
         config = self.config
         loop = asyncio.get_running_loop()
         trusted = _trusted_proxies(tuple(config.trusted_proxies)) if config.proxy_headers else None
-        codec_factory = make_codec_factory(config)
+        served = served_config(config)
+        codec_factory = make_codec_factory(served)
         app = self._app
         if config.ready_path is not None or config.live_path is not None:
             app = self._health = HealthApp(app, config.ready_path, config.live_path, config.root_path)
 
         def factory() -> asyncio.Protocol:
-            return HttpProtocol(config, state, app, codec_factory, trusted, loop)
+            return HttpProtocol(served, state, app, codec_factory, trusted, loop)
 
         if config.proxy_protocol != "off":
             factory = _proxy_protocol_factory(config, state, factory, loop)

@@ -17,7 +17,8 @@ def main():
     hatchway.run("hw012_option_value:app", workers=0)  # error: HW012
     hatchway.run("hw012_option_value:app", workers=-2)  # error: HW012
     hatchway.run("hw012_option_value:app", port=70000, lifespan="yes")  # error: HW012, HW012
-    Config(app, http="zttp")  # error: HW012
+    Config(app, http="h2")  # error: HW012
+    Config(app, http2=True, h2_max_frame_size=1024)  # error: HW012
     options = {
         "port": -1,  # error: HW012
         "timeout_keep_alive": -5,  # error: HW012
@@ -32,6 +33,7 @@ def compliant(settings):
     # Values Config accepts, values the code does not show, and uvicorn code (uvicorn does not check them:
     # workers=0 quietly runs one process).
     hatchway.run("hw012_option_value:app", workers=4, port=0, lifespan="on", log_level="DEBUG")
+    hatchway.run("hw012_option_value:app", http="zttp", http2=True, h2_max_concurrent_streams=250)
     hatchway.run("hw012_option_value:app", workers=settings.workers, port=int(sys.argv[1]))
     hatchway.run("hw012_option_value:app", ssl_keyfile="key.pem", ssl_certfile=settings.cert)
     hatchway.run("hw012_option_value:app", ssl_keyfile="key.pem", **settings.tls)
