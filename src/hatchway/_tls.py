@@ -62,6 +62,14 @@ def _default_context(config: Config) -> ssl.SSLContext:
 
 def ssl_context(config: Config) -> ssl.SSLContext | None:
     """The context to serve TLS with, or None when TLS is off."""
+    context = _context(config)
+    if context is not None and config.http2:
+        # ALPN (RFC 7301): a client offering h2 gets HTTP/2, any other HTTP/1.1 on the same port.
+        context.set_alpn_protocols(["h2", "http/1.1"])
+    return context
+
+
+def _context(config: Config) -> ssl.SSLContext | None:
     if config.ssl_context_factory is not None:
         try:
             context = config.ssl_context_factory(config, lambda: _default_context(config))

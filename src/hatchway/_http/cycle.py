@@ -7,15 +7,28 @@ completion), so every framing rule here can be exercised without a socket.
 from __future__ import annotations
 
 import asyncio
-import http
 import logging
-import re
 from collections.abc import Awaitable
 from typing import TYPE_CHECKING, Any, Final, Protocol
 
 from hatchway._app_task import send_file_rest
 from hatchway._errors import ClientDisconnected
+from hatchway._http.events import TRAILERS
 from hatchway._http.files import COPY_MAX, PATHSEND, ZEROCOPYSEND, FileSender, open_file
+from hatchway._http.wire import (
+    CHUNKED,
+    CLOSE,
+    HEADER_LINES,
+    INVALID_HEADER_NAME,
+    INVALID_HEADER_VALUE,
+    LENGTH,
+    PLAIN,
+    header_entry,
+    plain_response,
+    reason_phrase,
+    status_line,
+    trailer_line,
+)
 from hatchway._logs import access_logger, escape, logger
 
 if TYPE_CHECKING:
@@ -26,88 +39,8 @@ Message = dict[str, Any]
 
 HIGH_WATER: Final = 65536
 
-# RFC 9110 5.1 token characters; anything else in a response header name is refused.
-INVALID_HEADER_NAME: Final = re.compile(rb"[^!#$%&'*+\-.^_`|~0-9A-Za-z]")
-# CR, LF and NUL (and other controls but tab) in a value would split or corrupt the response.
-INVALID_HEADER_VALUE: Final = re.compile(rb"[\x00-\x08\x0a-\x1f\x7f]")
-
-_STATUS_LINES: Final[dict[int, bytes]] = {}
-
-# Validated response header lines by (name, value) as the app sent them: most responses repeat the same
-# few headers, so the checks, the lower-casing and the formatting run once per distinct header. Bounded, and
-# short values only; cookies and credentials are never kept.
-_HEADER_LINES: Final[dict[tuple[bytes, bytes], tuple[bytes, int, int]]] = {}
-_HEADER_LINES_MAX: Final = 512
-_UNCACHED: Final = frozenset({b"set-cookie", b"authorization", b"www-authenticate", b"proxy-authenticate"})
-
-
-# What a response header line means for the framing (see _header_entry).
-_PLAIN: Final = 0
-_LENGTH: Final = 1  # Content-Length, with its value
-_CHUNKED: Final = 2  # Transfer-Encoding: chunked (dropped: hatchway frames the body itself)
-_CLOSE: Final = 3  # Connection: close (dropped: hatchway adds its own)
-_DEFAULTS: Final = 4  # Server or Date, which replace hatchway's defaults
-
-
-def _header_entry(name: Any, value: Any) -> tuple[bytes, int, int]:
-    """Check one response header and say what it means: (line, kind, content length)."""
-    if INVALID_HEADER_NAME.search(name) or not name:
-        raise RuntimeError(f"Invalid HTTP header name {name!r} in response.")
-    if INVALID_HEADER_VALUE.search(value):
-        raise RuntimeError(f"Invalid HTTP header value {value!r} in response.")
-    lname: bytes = name.lower()
-    line: bytes = b"%s: %s\r\n" % (name, value)
-    entry: tuple[bytes, int, int] = (line, _PLAIN, 0)
-    if lname == b"content-length":
-        if not value.strip().isdigit():
-            raise RuntimeError(f"Invalid Content-Length {value!r} in response.")
-        entry = (line, _LENGTH, int(value))
-    elif lname == b"transfer-encoding":
-        if value.strip().lower() == b"chunked":
-            entry = (line, _CHUNKED, 0)
-    elif lname == b"connection":
-        if b"close" in value.lower():
-            entry = (line, _CLOSE, 0)
-    elif lname == b"server" or lname == b"date":
-        entry = (line, _DEFAULTS, 0)
-    if (
-        len(_HEADER_LINES) < _HEADER_LINES_MAX
-        and len(value) <= 64
-        and name.__class__ is bytes
-        and value.__class__ is bytes
-        and lname not in _UNCACHED
-    ):
-        _HEADER_LINES[(name, value)] = entry
-    return entry
-
-
-def reason_phrase(status: int) -> str:
-    """The standard reason phrase for ``status``; empty for codes without one (allowed by RFC 9112 4)."""
-    try:
-        return http.HTTPStatus(status).phrase
-    except ValueError:
-        return ""
-
-
-def status_line(status: int) -> bytes:
-    line = _STATUS_LINES.get(status)
-    if line is None:
-        line = _STATUS_LINES[status] = b"HTTP/1.1 %d %s\r\n" % (status, reason_phrase(status).encode("ascii"))
-    return line
-
-
-def plain_response(status: int, text: str, default_headers: bytes, *, close: bool = True) -> bytes:
-    """A complete small text/plain response, as hatchway sends for errors it answers itself."""
-    body = text.encode("utf-8")
-    return b"".join(
-        (
-            status_line(status),
-            default_headers,
-            b"content-type: text/plain; charset=utf-8\r\ncontent-length: %d\r\n" % len(body),
-            b"connection: close\r\n\r\n" if close else b"\r\n",
-            body,
-        )
-    )
+# Re-exported for the WebSocket handshake, which imports them from here.
+__all__ = ["INVALID_HEADER_NAME", "INVALID_HEADER_VALUE", "reason_phrase"]
 
 
 class Conn(Protocol):
@@ -141,6 +74,7 @@ class Cycle:
         "_held",
         "_held_size",
         "_state",
+        "_trailer_lines",
         "_waiters",
         "body",
         "body_size",
@@ -161,6 +95,7 @@ class Cycle:
         "scope",
         "status",
         "task",
+        "trailers",
     )
 
     def __init__(
@@ -194,6 +129,10 @@ class Cycle:
         self._held: list[bytes] | None = None
         self._held_size = 0
         self.task: asyncio.Task[None] | None = None  # the task running the app, in state.tasks until the end
+        # The app announced trailers ("trailers": True in http.response.start, the http.response.trailers
+        # extension): the final body does not end the response, its trailers do.
+        self.trailers = False
+        self._trailer_lines: list[bytes] = []
         # What the server's observer (request id, access format, metrics) keeps of this request; None when
         # the server has none (see hatchway._observe).
         self.record: Any = None
@@ -247,7 +186,7 @@ class Cycle:
     def receive_waiter(self) -> asyncio.Future[None] | None:
         """receive(), first half: what it must wait for before ``receive_message``, or None."""
         if self.expect_continue and not self.disconnected and not self.response_started:
-            self._conn.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+            self._send_continue()
             self.expect_continue = False
         if not self.disconnected and not self.response_complete and not self.body:
             if self.more_body:
@@ -299,6 +238,16 @@ class Cycle:
             return None
         if kind in (PATHSEND, ZEROCOPYSEND):
             return self._send_file(message, kind)
+        if kind == TRAILERS:
+            if not self.trailers or not self.response_started or self.response_complete:
+                raise RuntimeError(
+                    "Unexpected ASGI message 'http.response.trailers' sent: the response did not announce "
+                    "trailers ('trailers': True in 'http.response.start'), or it is complete."
+                )
+            if self.disconnected:
+                raise ClientDisconnected("the client disconnected")
+            self._add_trailers(message)
+            return None
         raise RuntimeError(f"Unexpected ASGI message {kind!r} sent for an HTTP request.")
 
     def room_made(self, message: Message) -> None:
@@ -307,6 +256,9 @@ class Cycle:
             raise ClientDisconnected("the client disconnected")
 
     # -- response framing ----------------------------------------------------------------------------
+    def _send_continue(self) -> None:
+        self._conn.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+
     def _start(self, message: Message) -> None:
         status = message["status"]
         if not isinstance(status, int) or not 100 <= status <= 999:
@@ -314,7 +266,7 @@ class Cycle:
         parts = [status_line(status), b""]
         content_length: int | None = None
         overrides_defaults = False
-        lines = _HEADER_LINES
+        lines = HEADER_LINES
         for header in message.get("headers", ()):
             try:
                 entry = lines.get(header)
@@ -322,17 +274,17 @@ class Cycle:
                 entry = None
             if entry is None:
                 name, value = header
-                entry = _header_entry(name, value)
+                entry = header_entry(name, value)
             line, kind, length = entry
-            if kind == _PLAIN:
+            if kind == PLAIN:
                 parts.append(line)
-            elif kind == _LENGTH:
+            elif kind == LENGTH:
                 content_length = length
                 parts.append(line)
-            elif kind == _CHUNKED:
+            elif kind == CHUNKED:
                 # hatchway frames the body itself; the app's own chunked marker would double it.
                 self.chunked = True
-            elif kind == _CLOSE:
+            elif kind == CLOSE:
                 self.keep_alive = False
             else:
                 overrides_defaults = True
@@ -343,6 +295,8 @@ class Cycle:
         parts[1] = self._default_headers(overrides_defaults)
         if self.record is not None:
             parts.append(self._state.observer.response_started(self.record, message.get("headers", ())))
+        if message.get("trailers", False) and self._announce_trailers(parts):
+            content_length = None
         self._content_length = content_length
         if content_length is not None:
             self.chunked = False
@@ -371,7 +325,7 @@ class Cycle:
         if self._no_body():
             self.chunked = False
         elif self._content_length is None:
-            if final and first_body is not None:
+            if final and first_body is not None and not self.trailers:
                 self._content_length = len(first_body)
                 framing = b"content-length: %d\r\n" % len(first_body)
                 self.chunked = False
@@ -418,7 +372,7 @@ class Cycle:
             out = head
         elif self.chunked:
             out = head + (b"%x\r\n%s\r\n" % (len(body), body) if body else b"")
-            if not more_body:
+            if not more_body and not self.trailers:
                 out += b"0\r\n\r\n"
         elif self._content_length is not None:
             remaining = self._content_length
@@ -440,7 +394,8 @@ class Cycle:
                 return
         else:
             out = head + body
-        if more_body:
+        if more_body or self.trailers:
+            # (The trailers, when announced, end the response: see _add_trailers.)
             if out:
                 self._hold(out)
             return
@@ -451,6 +406,34 @@ class Cycle:
             else:
                 self._conn.write(out)
         self._complete()
+
+    # -- trailers (the http.response.trailers extension) --------------------------------------------------
+    def _announce_trailers(self, parts: list[bytes]) -> bool:
+        """The app will send trailers: over HTTP/1.1 they need the chunked coding, so a Content-Length the app
+        gave is dropped (RFC 9112 6.3: it would contradict the chunked framing); True when it was."""
+        self.trailers = True
+        if self.http_version != "1.1":
+            return False
+        self.chunked = True
+        parts[:] = [p for p in parts if not p[:15].lower().startswith(b"content-length:")]
+        return True
+
+    def _add_trailers(self, message: Message) -> None:
+        lines = self._trailer_lines
+        for name, value in message.get("headers", ()):
+            lines.append(trailer_line(name, value))
+        if message.get("more_trailers", False):
+            return
+        if self._head is not None:  # the app sent no body message at all
+            self._write_body(b"", True)
+        if self.chunked and not self._no_body():
+            # RFC 9112 7.1.2: the last chunk, then the trailer section.
+            self._hold(b"0\r\n" + b"".join(lines) + b"\r\n")
+            self.chunked = False  # the chunked body is complete
+        # Over HTTP/1.0 (no chunked coding) the trailers have no place on the wire: they are dropped.
+        self.trailers = False
+        self._trailer_lines = []
+        self._write_body(b"", False)
 
     # -- file responses (the pathsend and zerocopysend extensions; docs/http.md) ---------------------------
     def _send_file(self, message: Message, kind: str) -> Awaitable[None] | None:

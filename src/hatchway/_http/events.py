@@ -78,6 +78,9 @@ class ParseError:
 Event = RequestHead | Body | RequestEnd | ParseError
 REQUEST_END: Final = RequestEnd()
 
+#: The ASGI extension (and message type) for response trailers, offered over HTTP/1.1 and HTTP/2.
+TRAILERS: Final = "http.response.trailers"
+
 
 class Limits(Protocol):
     """The limits a codec enforces while parsing a request head."""

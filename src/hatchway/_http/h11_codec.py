@@ -325,7 +325,7 @@ class H11Codec:
                 tokens.update(t.strip().lower() for t in value.split(b","))
         upgrade = upgrade_token(headers, tokens)
         if upgrade is not None or event.method == b"CONNECT":
-            problem = upgrade_body_problem(headers)
+            problem = upgrade_body_problem(headers, upgrade)
             if problem is not None:
                 return problem
         raw_path, query = split_target(target)

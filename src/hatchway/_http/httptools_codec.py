@@ -20,6 +20,7 @@ from hatchway._http.events import (
 from hatchway._http.validate import (
     MAX_CHUNK_LINE,
     MAX_TRAILER,
+    content_length,
     expects_continue,
     head_problem,
     keep_alive,
@@ -69,6 +70,9 @@ class HttptoolsCodec:
         self._in_head = True
         self._head_started = False
         self._trailing: bytes | None = None
+        # Body bytes still to come of an ``Upgrade: h2c`` request with a body: llhttp stops at its head and
+        # leaves the body with the bytes after the upgrade, where this codec reads it (validate.py says why).
+        self._h2c_body = 0
         self._failed = False
         # Body state: in a Content-Length body (read whole), or between chunks / in trailers ("framing",
         # where the current line's length is measured); trailer fields are counted, never kept.
@@ -95,6 +99,9 @@ class HttptoolsCodec:
         if self._trailing is not None:
             # Paused after an upgrade request: keep the bytes until the upgrade is taken or declined.
             self._trailing += data
+            if self._h2c_body:
+                self._read_h2c_body()
+                return self._take()
             return []
         if not self._head_started and (self._cr_pending or data[:1] in (b"\r", b"\n")):
             problem = self._leading_problem(data)
@@ -142,6 +149,16 @@ class HttptoolsCodec:
     def _hold(self, data: bytes) -> None:
         self._trailing = (self._trailing or b"") + data
 
+    def _read_h2c_body(self) -> None:
+        trailing = self._trailing or b""
+        body = trailing[: self._h2c_body]
+        self._trailing = trailing[len(body) :]
+        self._h2c_body -= len(body)
+        if body:
+            self._events.append(Body(body))
+        if not self._h2c_body:
+            self._events.append(REQUEST_END)
+
     def _take(self) -> list[Event]:
         events, self._events = self._events, []
         return events
@@ -184,6 +201,8 @@ class HttptoolsCodec:
             self._parser.feed_data(data)
         except httptools.HttpParserUpgrade as exc:
             self._trailing = data[exc.args[0] :]
+            if self._h2c_body:
+                self._read_h2c_body()
         except httptools.HttpParserCallbackError as exc:
             self._fail(exc.__context__.error if isinstance(exc.__context__, _Refuse) else _parse_error(exc))
         except httptools.HttpParserError as exc:
@@ -328,7 +347,9 @@ class HttptoolsCodec:
         tokens = connection_tokens(headers) if self._has_connection else set()
         upgrade = upgrade_token(headers, tokens) if tokens else None
         if upgrade is not None or raw_method == b"CONNECT":
-            problem = upgrade_body_problem(headers)
+            problem = upgrade_body_problem(headers, upgrade)
+            if upgrade == b"h2c":
+                self._h2c_body = content_length(headers)
             if problem is not None:
                 raise _Refuse(problem.status, problem.reason)
         self._line_done = True
@@ -366,4 +387,5 @@ class HttptoolsCodec:
         self._in_head = True
         self._head_started = False
         self._head_size = 0
-        self._events.append(REQUEST_END)
+        if not self._h2c_body:  # else its end comes after its body (_read_h2c_body)
+            self._events.append(REQUEST_END)

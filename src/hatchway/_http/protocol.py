@@ -7,6 +7,7 @@ All timers live here: the request-head timeout (slow clients), keep-alive idle, 
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextvars
 from collections import deque
 from collections.abc import Awaitable, Callable, Coroutine
@@ -16,9 +17,11 @@ from urllib.parse import unquote_to_bytes
 from hatchway._app_task import run_http, service_unavailable
 from hatchway._flow import WriteFlow
 from hatchway._health import HealthApp
-from hatchway._http.cycle import HIGH_WATER, Cycle, plain_response
+from hatchway._http.cycle import HIGH_WATER, Cycle
 from hatchway._http.events import Body, Codec, ParseError, RequestEnd, RequestHead
 from hatchway._http.files import FileSender, sendfile_target
+from hatchway._http.h2 import PREFACE, H2Connection
+from hatchway._http.wire import plain_response
 from hatchway._logs import escape, logger
 from hatchway._proxy import HEADER_NAMES, TrustedProxies, apply_proxy_headers
 
@@ -119,6 +122,10 @@ class HttpProtocol(asyncio.Protocol):
         self._out: list[bytes] | None = None
         self.plain_tasks = self.loop.get_task_factory() is None
         self._sendfile_fd = -2  # the socket sendfile(2) writes to, -1 if none (TLS); found at the first file
+        # With http2: the connection's HTTP/2 side once it speaks HTTP/2, and whether its first bytes are
+        # still to be looked at for the HTTP/2 preface (h2c with prior knowledge).
+        self.h2: H2Connection | None = None
+        self._sniff = b"" if config.http2 else None
 
     # -- asyncio callbacks --------------------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -128,6 +135,7 @@ class HttpProtocol(asyncio.Protocol):
         self.client = peer_address(transport, "peername")
         if transport.get_extra_info("sslcontext") is not None:
             self.scheme = "https"
+            self._sniff = None  # TLS: ALPN decides, not the first bytes
         if self.trusted is not None:
             # On a UNIX socket the peer has no address: its literal is the socket path.
             host = self.client[0] if self.client else (self.server[0] if self.server else None)
@@ -137,7 +145,19 @@ class HttpProtocol(asyncio.Protocol):
             # Accepted after the stopping server's sweep, which may already have finished waiting.
             transport.close()
             return
+        if self.scheme == "https" and self.config.http2:
+            ssl_object = transport.get_extra_info("ssl_object")
+            if ssl_object is not None and ssl_object.selected_alpn_protocol() == "h2":
+                self._speak_h2().start(b"")
+                return
         self._arm("head", self.config.timeout_request_header)
+
+    def _speak_h2(self) -> H2Connection:
+        """From now on the connection speaks HTTP/2."""
+        self._cancel_timer()
+        self._sniff = None
+        self.h2 = H2Connection(self, self.config, self.state)
+        return self.h2
 
     def set_proxied_addresses(self, client: Any, server: Any) -> None:
         """A PROXY protocol header (``_proxy_gate``) named the connection's real ends. Proxy headers are then
@@ -168,8 +188,12 @@ class HttpProtocol(asyncio.Protocol):
         self.pipeline.clear()
         self._upgrades.clear()
         self.flow.close()
+        if self.h2 is not None:
+            self.h2.connection_lost()
 
     def eof_received(self) -> bool | None:
+        if self.h2 is not None:
+            return None  # HTTP/2 has no half-close: the client is gone
         target = self.body_target
         if self.cycle is None or (target is not None and not target.request_complete):
             # Idle, or a body cut short that can never complete: close (the app sees http.disconnect). The
@@ -186,6 +210,11 @@ class HttpProtocol(asyncio.Protocol):
         # try costs nothing until something raises (PEP 659); a fault in hatchway's own code (codec, cycle
         # set-up) then costs this connection only, with one clear log line instead of asyncio's.
         try:
+            if self.h2 is not None:
+                self.h2.data_received(data)
+                return
+            if self._sniff is not None and self._sniffed_h2(data):
+                return
             if self._timer_kind == "keep-alive":
                 # The next request has begun: the head must now arrive within the head timeout.
                 self._arm("head", self.config.timeout_request_header)
@@ -195,8 +224,26 @@ class HttpProtocol(asyncio.Protocol):
                 # upgrade) are bounded too: the client waits in the kernel's buffers, not in ours.
                 self.pause_reading()
         except Exception:
-            logger.exception("Error while handling data from %s; closing the connection.", self._peer_text())
+            logger.exception("Error while handling data from %s; closing the connection.", self.peer_text())
             self.abort()
+
+    def _sniffed_h2(self, data: bytes) -> bool:
+        """h2c with prior knowledge (RFC 9113 3.3): a connection that opens with the HTTP/2 preface speaks
+        HTTP/2; anything else is HTTP/1.1. True when ``data`` went to HTTP/2 (or is kept until it is known)."""
+        seen = self._sniff_bytes() + data
+        if seen[:24] == PREFACE[: len(seen[:24])]:
+            if len(seen) < len(PREFACE):
+                self._sniff = seen  # a preface cut short by the network: wait for the rest
+                return True
+            self._speak_h2().start(seen)
+            return True
+        self._sniff = None
+        if len(seen) > len(data):  # the bytes held back were HTTP/1.1 after all
+            self._dispatch(self.codec.feed(seen[: len(seen) - len(data)]))
+        return False
+
+    def _sniff_bytes(self) -> bytes:
+        return self._sniff or b""
 
     def _dispatch(self, events: list[Any]) -> None:
         for event in events:
@@ -230,7 +277,7 @@ class HttpProtocol(asyncio.Protocol):
                 self._on_parse_error(event)
                 return
 
-    def _peer_text(self) -> str:
+    def peer_text(self) -> str:
         client = self.client
         return escape(f"{client[0]}:{client[1]}") if client else "a UNIX-socket client"
 
@@ -242,6 +289,8 @@ class HttpProtocol(asyncio.Protocol):
     def resume_writing(self) -> None:
         self.write_paused = False
         self.flow.resume()
+        if self.h2 is not None:
+            self.h2.resume_writing()
 
     # -- the Conn interface used by cycles ----------------------------------------------------------
     def write(self, data: bytes) -> None:
@@ -361,7 +410,7 @@ class HttpProtocol(asyncio.Protocol):
                 self.pause_reading()
 
     def _make_cycle(self, head: RequestHead) -> Cycle:
-        cycle = Cycle(self._scope(head), self, self.state, head.keep_alive, head.expect_continue)
+        cycle = Cycle(self.http_scope(head), self, self.state, head.keep_alive, head.expect_continue)
         self.body_target = cycle
         if self.state.observer is not None:
             # A request id is taken from the request only when its peer is a trusted proxy.
@@ -370,7 +419,7 @@ class HttpProtocol(asyncio.Protocol):
 
     def _start(self, item: RequestHead | Cycle) -> None:
         if isinstance(item, RequestHead):
-            if item.upgrade == b"websocket" and self._try_websocket(item):
+            if item.upgrade is not None and self._upgraded(item):
                 return
             cycle = self._make_cycle(item)
         else:
@@ -382,6 +431,10 @@ class HttpProtocol(asyncio.Protocol):
         self.cycle = cycle
         if self.closing or self.state.shutting_down:
             cycle.keep_alive = False
+        self.start_cycle(cycle)
+
+    def start_cycle(self, cycle: Cycle) -> None:
+        """Run the app for ``cycle`` (an HTTP/1.1 request, or an HTTP/2 stream) in its own task."""
         app = self.app
         limit = self.config.limit_concurrency
         # Past the limit, the health paths are answered even so (a liveness probe failing on a busy server
@@ -480,7 +533,7 @@ class HttpProtocol(asyncio.Protocol):
         )
         self.close()
 
-    def _scope(self, head: RequestHead) -> dict[str, Any]:
+    def http_scope(self, head: RequestHead) -> dict[str, Any]:
         raw_path = head.raw_path
         path = decode_path(raw_path)
         if self.root_path:
@@ -517,8 +570,43 @@ class HttpProtocol(asyncio.Protocol):
             "headers": head.headers,
             "state": self.state.lifespan_state.copy(),
             # File responses (docs/http.md); Starlette's FileResponse uses pathsend when it is offered.
-            "extensions": {"http.response.pathsend": {}, "http.response.zerocopysend": {}},
+            "extensions": {
+                "http.response.pathsend": {},
+                "http.response.zerocopysend": {},
+                "http.response.trailers": {},
+            },
         }
+
+    def _upgraded(self, head: RequestHead) -> bool:
+        if head.upgrade == b"websocket":
+            return self._try_websocket(head)
+        if head.upgrade == b"h2c" and self.config.http2 and self.scheme == "http":
+            return self._try_h2c(head)
+        return False
+
+    def _try_h2c(self, head: RequestHead) -> bool:
+        """``Upgrade: h2c`` (RFC 7540 3.2, what ``curl --http2`` sends on a plain URL)."""
+        settings = None
+        for name, value in head.headers:
+            if name == b"http2-settings":
+                settings = value
+            elif (name == b"content-length" and value.strip() != b"0") or name == b"transfer-encoding":
+                # A request with a body is answered over HTTP/1.1, ignoring the offer (RFC 7540 3.2 lets the
+                # server choose): its body then arrives as HTTP/1.1 framing says.
+                return False
+        if settings is None:
+            return False
+        settings = settings + b"=" * (-len(settings) % 4)  # RFC 7540 3.2.1: sent without padding
+        try:
+            base64.urlsafe_b64decode(settings)
+        except ValueError:
+            return False
+        self._flush_out()
+        self.transport.write(
+            b"HTTP/1.1 101 Switching Protocols\r\nconnection: Upgrade\r\nupgrade: h2c\r\n\r\n"
+        )
+        self._speak_h2().start_upgraded(settings, head, self.codec.trailing_data())
+        return True
 
     def _try_websocket(self, head: RequestHead) -> bool:
         if self.config.ws == "none":
@@ -532,7 +620,7 @@ class HttpProtocol(asyncio.Protocol):
         self._flush_out()  # a pipelined response before the upgrade goes first
         self.closed = True  # this protocol no longer owns the transport
         self.state.connection_closed(self)
-        scope = self._scope(head)
+        scope = self.http_scope(head)
         scope["type"] = "websocket"
         scope["scheme"] = "wss" if scope["scheme"] in ("https", "wss") else "ws"
         del scope["method"]
@@ -552,6 +640,9 @@ class HttpProtocol(asyncio.Protocol):
     # -- shutdown and timers ------------------------------------------------------------------------
     def shutdown(self) -> None:
         """Graceful: close now if idle, else after the response in progress."""
+        if self.h2 is not None:
+            self.h2.shutdown()
+            return
         already_closing = self.closing
         self.closing = True
         self.pipeline.clear()

@@ -169,17 +169,29 @@ def chunk_size(line: bytes) -> int | ParseError:
     return int(digits, 16) if digits else 0
 
 
-def upgrade_body_problem(headers: list[tuple[bytes, bytes]]) -> ParseError | None:
+def upgrade_body_problem(headers: list[tuple[bytes, bytes]], upgrade: bytes | None) -> ParseError | None:
     """Refuse a body on an upgrade or CONNECT request.
 
     llhttp treats every byte after such a head as the new protocol, h11 reads the body first; if the
     upgrade is declined (RFC 9110 7.8) the two would frame the rest of the connection differently, so a
-    request could hide in the "body". No WebSocket handshake has a body.
+    request could hide in the "body". No WebSocket handshake has a body. ``Upgrade: h2c`` with a
+    Content-Length body is the exception (``curl --http2 -d``): both codecs read that body as HTTP/1.1
+    and the request is answered over HTTP/1.1, the offer ignored (RFC 7540 3.2 lets the server choose).
     """
     for name, value in headers:
-        if (name == b"content-length" and value.strip(b"0")) or name == b"transfer-encoding":
+        if name == b"transfer-encoding" or (
+            name == b"content-length" and value.strip(b"0") and upgrade != b"h2c"
+        ):
             return ParseError(400, "a body on an upgrade or CONNECT request")
     return None
+
+
+def content_length(headers: list[tuple[bytes, bytes]]) -> int:
+    """The request's Content-Length (already checked by head_problem), 0 without one."""
+    for name, value in headers:
+        if name == b"content-length":
+            return int(value)
+    return 0
 
 
 def keep_alive(http_version: str, connection: set[bytes]) -> bool:
