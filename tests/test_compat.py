@@ -14,7 +14,8 @@ from click.testing import CliRunner
 
 import hatchway
 from hatchway._cli import command
-from hatchway._config import LOGGING_CONFIG, OPTIONS, RUN_PARAMETERS
+from hatchway._config import OPTIONS, RUN_PARAMETERS
+from hatchway._logs import LOGGING_CONFIG
 
 uvicorn = pytest.importorskip("uvicorn")
 uvicorn_main = pytest.importorskip("uvicorn.main")

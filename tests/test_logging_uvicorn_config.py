@@ -174,7 +174,7 @@ def test_uvicorn_names_are_added_to_a_copy_and_hatchway_names_win() -> None:
     assert "uvicorn.access" in loggers  # an app logging to uvicorn's names keeps its output
     assert translated["formatters"]["access"]["()"] == "hatchway._logs.AccessFormatter"
 
-    from hatchway._config import LOGGING_CONFIG
+    from hatchway._logs import LOGGING_CONFIG
 
     assert _from_uvicorn(LOGGING_CONFIG) is LOGGING_CONFIG  # nothing of uvicorn's: used as it is
 

@@ -10,10 +10,9 @@ import os
 import traceback
 from typing import TYPE_CHECKING, Any
 
-from hatchway._config import TRACE_LOG_LEVEL
 from hatchway._errors import AppImportError
 from hatchway._importer import import_from_string, insert_app_dir
-from hatchway._logs import logger
+from hatchway._logs import TRACE_LOG_LEVEL, logger
 
 # Frames from these places are machinery, not the user's code: hatchway itself and importlib (both the
 # frozen bootstrap and importlib/__init__.py, whose import_module() is the first frame of every import error).
@@ -114,7 +113,7 @@ def load_app(config: Config) -> Any:
     if interface == "auto":
         interface = "asgi3" if _is_asgi3(app) else "asgi2"
     if interface == "wsgi":
-        from hatchway._wsgi import WSGIMiddleware
+        from hatchway._wsgi import WSGIMiddleware  # only WSGI apps need it (and its thread pool)
 
         app = WSGIMiddleware(app)
     elif interface == "asgi2":

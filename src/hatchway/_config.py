@@ -8,6 +8,7 @@ switching is a one-word change; options uvicorn lacks are marked ``hatchway_only
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import functools
 import logging
@@ -15,132 +16,29 @@ import os
 import socket
 import ssl
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
+from hatchway._config_checks import CHECKS
 from hatchway._errors import ConfigError, Problem, closest
-
-TRACE_LOG_LEVEL = 5
-LOG_LEVELS: dict[str, int] = {
-    "critical": logging.CRITICAL,
-    "error": logging.ERROR,
-    "warning": logging.WARNING,
-    "info": logging.INFO,
-    "debug": logging.DEBUG,
-    "trace": TRACE_LOG_LEVEL,
-}
-LOG_FORMATS = ("text", "json")
-# "zttp" is uvicorn's name for its zttp package; hatchway serves it as "auto", with a warning at start-up.
-HTTP_CHOICES = ("auto", "h11", "httptools", "zttp")
-WS_CHOICES = ("auto", "none", "websockets", "websockets-sansio", "wsproto")
-LIFESPAN_CHOICES = ("auto", "on", "off")
-INTERFACE_CHOICES = ("auto", "asgi3", "asgi2", "wsgi")
-LOOP_CHOICES = ("auto", "asyncio", "uvloop", "none")
-# Names uvicorn accepts that hatchway does not implement, with what to use instead.
-UNSUPPORTED_CHOICES: dict[tuple[str, str], str] = {
-    ("loop", "zuvloop"): "hatchway runs on uvloop or asyncio; use --loop auto",
-}
-DEFAULT_FORWARDED_ALLOW_IPS = "127.0.0.1,::1"
-PROXY_HEADER_FAMILIES = ("x-forwarded", "forwarded")
-PROXY_PROTOCOL_CHOICES = ("off", "v1", "v2", "auto")
-
-LOGGING_CONFIG: dict[str, Any] = {
-    "version": 1,
-    "disable_existing_loggers": False,
-    "formatters": {
-        "default": {
-            "()": "hatchway._logs.DefaultFormatter",
-            "fmt": "%(levelprefix)s %(message)s",
-            "use_colors": None,
-        },
-        "access": {
-            "()": "hatchway._logs.AccessFormatter",
-            "fmt": '%(levelprefix)s %(client_addr)s - "%(request_line)s" %(status_code)s',
-        },
-    },
-    "handlers": {
-        "default": {"formatter": "default", "class": "logging.StreamHandler", "stream": "ext://sys.stderr"},
-        "access": {"formatter": "access", "class": "logging.StreamHandler", "stream": "ext://sys.stdout"},
-    },
-    "loggers": {
-        "hatchway": {"handlers": ["default"], "level": "INFO", "propagate": False},
-        "hatchway.error": {"level": "INFO"},
-        "hatchway.access": {"handlers": ["access"], "level": "INFO", "propagate": False},
-    },
-}
-
-
-@dataclass(frozen=True)
-class CliSpec:
-    """How an option appears on the command line. ``flag`` None means: Python API only."""
-
-    flag: str | None
-    type: Any = None
-    choices: tuple[str, ...] | None = None
-    is_flag: bool = False
-    secondary: str | None = None
-    multiple: bool = False
-    metavar: str | None = None
-    #: What the command line shows and uses when the flag is absent, when that differs from the Python
-    #: default (uvicorn's ``--app-dir`` defaults to "", the current directory; ``run(app_dir=None)`` does not).
-    default: Any = None
-    #: The option takes None ("no limit") although its default is a number: the CLI accepts ``none``.
-    none_allowed: bool = False
-
-
-@dataclass(frozen=True)
-class OptionInfo:
-    """The declaration of one option, as read by the CLI, the docs and the checker."""
-
-    name: str
-    default: Any
-    help: str
-    cli: CliSpec
-    hatchway_only: bool = False
-    differs: str | None = None  # why the default differs from uvicorn's, when it does
-
-    @property
-    def envvar(self) -> str:
-        return f"HATCHWAY_{self.name.upper()}"
-
-
-def option(
-    default: Any = None,
-    *,
-    help: str,
-    flag: str | bool | None = True,
-    type: Any = None,
-    choices: tuple[str, ...] | None = None,
-    secondary: str | None = None,
-    multiple: bool = False,
-    metavar: str | None = None,
-    cli_default: Any = None,
-    hatchway_only: bool = False,
-    differs: str | None = None,
-    factory: Callable[[], Any] | None = None,
-    kw_only: bool | None = None,
-) -> Any:
-    """Declare one option as a dataclass field; the metadata feeds the CLI, docs and checker.
-
-    uvicorn's ``Config`` takes its parameters positionally too (``Config(app, "0.0.0.0", 8000)``), so its
-    options keep uvicorn's order and may be passed by position; hatchway's own options are keyword-only.
-    """
-    meta = {
-        "help": help,
-        "flag": flag,
-        "type": type,
-        "choices": choices,
-        "secondary": secondary,
-        "multiple": multiple,
-        "metavar": metavar,
-        "cli_default": cli_default,
-        "hatchway_only": hatchway_only,
-        "differs": differs,
-    }
-    keyword_only = hatchway_only if kw_only is None else kw_only
-    if factory is not None:
-        return field(default_factory=factory, metadata=meta, kw_only=keyword_only)
-    return field(default=default, metadata=meta, kw_only=keyword_only)
+from hatchway._logs import LOG_LEVELS, LOGGING_CONFIG
+from hatchway._loop import loop_factory
+from hatchway._options import (
+    DEFAULT_FORWARDED_ALLOW_IPS,
+    HTTP_CHOICES,
+    INTERFACE_CHOICES,
+    LIFESPAN_CHOICES,
+    LOG_FORMATS,
+    PROXY_HEADER_FAMILIES,
+    PROXY_PROTOCOL_CHOICES,
+    WS_CHOICES,
+    OptionInfo,
+    as_list,
+    option,
+    read_options,
+    split_header,
+    web_concurrency,
+)
 
 
 @dataclass(frozen=True, eq=False)
@@ -177,7 +75,7 @@ class Config:
     )
     log_config: Any = option(
         help="Logging configuration file. Supported formats: .ini, .json, .yaml.",
-        factory=lambda: _deepcopy(LOGGING_CONFIG),
+        factory=lambda: copy.deepcopy(LOGGING_CONFIG),
         type="path",
     )
     log_level: str | int | None = option(None, help="Log level. [default: info]", choices=tuple(LOG_LEVELS))
@@ -483,8 +381,6 @@ class Config:
     def __post_init__(self) -> None:
         # The env file comes first, as in uvicorn: it may set WEB_CONCURRENCY or FORWARDED_ALLOW_IPS, which
         # the checks and defaults below read. Values already in the environment win (python-dotenv's rule).
-        from hatchway._config_checks import CHECKS  # imports this module, so it is loaded on first use
-
         problems: list[Problem] = _load_env_file(self.env_file)
         for check in CHECKS:
             problems.extend(check(self))
@@ -496,14 +392,14 @@ class Config:
     def _normalize(self) -> None:
         set_ = functools.partial(object.__setattr__, self)
         if self.workers is None:
-            set_("workers", _web_concurrency() or 1)
+            set_("workers", web_concurrency() or 1)
         if self.forwarded_allow_ips is None:
             set_("forwarded_allow_ips", os.environ.get("FORWARDED_ALLOW_IPS", DEFAULT_FORWARDED_ALLOW_IPS))
         for name in ("reload_dirs", "reload_includes", "reload_excludes"):
             value = getattr(self, name)
-            set_(name, _as_list(value))
+            set_(name, as_list(value))
         if self.headers is not None:
-            set_("headers", [_split_header(h) if isinstance(h, str) else tuple(h) for h in self.headers])
+            set_("headers", [split_header(h) if isinstance(h, str) else tuple(h) for h in self.headers])
         if self.ws == "websockets-sansio":
             set_("ws", "websockets")
 
@@ -546,6 +442,7 @@ class Config:
         duplicate of the listening socket is returned (``getsockname()`` gives the real address, also with
         ``port=0``) rather than a second socket that nobody serves. ``Server.url`` says the same more simply.
         """
+        # _sockets sits above Config (it binds what a Config describes); uvicorn's API puts this method here.
         from hatchway._sockets import bind_socket, serving_socket
 
         listening = serving_socket(self)
@@ -555,43 +452,7 @@ class Config:
 
     def get_loop_factory(self) -> Callable[[], Any] | None:
         """The event loop factory named by ``loop`` (uvicorn's API)."""
-        from hatchway._server import loop_factory
-
         return loop_factory(self.loop)
-
-
-def _deepcopy(value: Any) -> Any:
-    import copy
-
-    return copy.deepcopy(value)
-
-
-def _as_list(value: Any) -> list[str]:
-    if value is None:
-        return []
-    if isinstance(value, (str, os.PathLike)):
-        return [os.fspath(value)]
-    return [os.fspath(v) for v in value]
-
-
-def _is_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
-
-
-def _split_header(text: str) -> tuple[str, str]:
-    name, _, value = text.partition(":")
-    return name.strip(), value.strip()
-
-
-def _web_concurrency() -> int | None:
-    """$WEB_CONCURRENCY as a number of workers; None when unset or not a number (``_check_workers`` reports it)."""
-    raw = os.environ.get("WEB_CONCURRENCY")
-    if raw is None or not raw.strip():
-        return None
-    try:
-        return int(raw)
-    except ValueError:
-        return None
 
 
 def _load_env_file(env_file: str | os.PathLike[str] | None) -> list[Problem]:
@@ -623,46 +484,8 @@ def _load_env_file(env_file: str | os.PathLike[str] | None) -> list[Problem]:
     return []
 
 
-def _read_options() -> tuple[OptionInfo, ...]:
-    infos = []
-    for f in dataclasses.fields(Config):
-        if f.name == "app":
-            continue
-        meta = f.metadata
-        flag = meta["flag"]
-        if flag is True:
-            flag = "--" + f.name.replace("_", "-")
-        make_default = f.default_factory
-        default = make_default() if callable(make_default) else f.default
-        is_flag = isinstance(default, bool) and meta["type"] is not bool
-        if f.name == "use_colors":
-            is_flag = True
-        cli = CliSpec(
-            flag=flag or None,
-            type=meta["type"],
-            choices=meta["choices"],
-            is_flag=is_flag,
-            secondary=meta["secondary"],
-            multiple=meta["multiple"],
-            metavar=meta["metavar"],
-            default=meta["cli_default"] if meta["cli_default"] is not None else default,
-            none_allowed=_is_number(default) and "None" in str(f.type),
-        )
-        infos.append(
-            OptionInfo(
-                name=f.name,
-                default=default,
-                help=meta["help"],
-                cli=cli,
-                hatchway_only=meta["hatchway_only"],
-                differs=meta["differs"],
-            )
-        )
-    return tuple(infos)
-
-
 #: Every option, in declaration order. The CLI, docs and checker read this; nothing else lists names.
-OPTIONS: tuple[OptionInfo, ...] = _read_options()
+OPTIONS: tuple[OptionInfo, ...] = read_options(Config)
 OPTION_NAMES: frozenset[str] = frozenset(o.name for o in OPTIONS)
 #: Keyword arguments ``run()`` accepts: every option plus the app.
 RUN_PARAMETERS: frozenset[str] = OPTION_NAMES | {"app"}

@@ -4,29 +4,31 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from hatchway._config import (
+from hatchway._errors import Problem, closest
+from hatchway._importer import explain_import_string
+from hatchway._logs import LOG_LEVELS
+from hatchway._options import (
     DEFAULT_FORWARDED_ALLOW_IPS,
     HTTP_CHOICES,
     INTERFACE_CHOICES,
     LIFESPAN_CHOICES,
     LOG_FORMATS,
-    LOG_LEVELS,
     LOOP_CHOICES,
     PROXY_HEADER_FAMILIES,
     PROXY_PROTOCOL_CHOICES,
     UNSUPPORTED_CHOICES,
     WS_CHOICES,
-    Config,
-    _is_number,
-    _split_header,
-    _web_concurrency,
+    is_number,
+    split_header,
+    web_concurrency,
 )
-from hatchway._errors import Problem, closest
-from hatchway._importer import explain_import_string
 
-Check = Callable[[Config], list[Problem]]
+if TYPE_CHECKING:
+    from hatchway._config import Config
+
+Check = Callable[["Config"], list[Problem]]
 
 
 def _is_int(value: Any) -> bool:
@@ -51,7 +53,7 @@ def _non_negative(name: str, *, optional: bool = False) -> Check:
         value = getattr(config, name)
         if value is None and optional:
             return []
-        if not _is_number(value) or value < 0:
+        if not is_number(value) or value < 0:
             return [Problem(name, f"expected a number of seconds >= 0, got {value!r}", "HW101")]
         return []
 
@@ -104,7 +106,7 @@ def _check_main_in_children(config: Config) -> list[Problem]:
     app = config.app
     if not (isinstance(app, str) and app.partition(":")[0] == "__main__"):
         return []
-    workers = config.workers if _is_int(config.workers) else _web_concurrency()
+    workers = config.workers if _is_int(config.workers) else web_concurrency()
     if not (config.reload is True or (workers is not None and workers > 1)):
         return []
     found = explain_import_string(app)
@@ -159,7 +161,7 @@ def _check_log_level(config: Config) -> list[Problem]:
 def _check_workers(config: Config) -> list[Problem]:
     problems = _int_range("workers", 1, optional=True)(config)
     raw = os.environ.get("WEB_CONCURRENCY", "")
-    if config.workers is None and raw.strip() and _web_concurrency() is None:
+    if config.workers is None and raw.strip() and web_concurrency() is None:
         problems.append(
             Problem(
                 "workers",
@@ -168,7 +170,7 @@ def _check_workers(config: Config) -> list[Problem]:
                 "set it to a number such as 4, or unset it",
             )
         )
-    workers = config.workers if config.workers is not None else _web_concurrency()
+    workers = config.workers if config.workers is not None else web_concurrency()
     if not problems and config.reload and workers is not None and workers > 1:
         source = "workers" if config.workers is not None else "$WEB_CONCURRENCY"
         problems.append(
@@ -297,7 +299,7 @@ def _check_recycling(config: Config) -> list[Problem]:
     problems = _int_range("limit_max_rss", 1, optional=True)(config)
     problems += _non_negative("limit_max_lifetime_jitter")(config)
     lifetime = config.limit_max_lifetime
-    if lifetime is not None and (not _is_number(lifetime) or lifetime <= 0):
+    if lifetime is not None and (not is_number(lifetime) or lifetime <= 0):
         problems.append(
             Problem("limit_max_lifetime", f"expected a number of seconds > 0, got {lifetime!r}", "HW101")
         )
@@ -317,7 +319,7 @@ def _check_recycling(config: Config) -> list[Problem]:
 def _check_headers(config: Config) -> list[Problem]:
     problems = []
     for header in config.headers or []:
-        name, value = _split_header(header) if isinstance(header, str) else header
+        name, value = split_header(header) if isinstance(header, str) else header
         if not name or any(c in f"{name}{value}" for c in "\r\n\0") or any(c in name for c in " \t:"):
             problems.append(Problem("headers", f"invalid header {header!r}", "HW101", "use 'Name: value'"))
     return problems
@@ -360,6 +362,7 @@ def _check_types(config: Config) -> list[Problem]:
 
 
 def _check_logs_and_metrics(config: Config) -> list[Problem]:
+    # Imported when a Config is first built, not with this module: building one must stay cheap to import.
     from hatchway._metrics import check_metrics_address, prometheus_available
     from hatchway._observe import check_access_log_format
 

@@ -13,11 +13,45 @@ import time
 from copy import copy
 from typing import TYPE_CHECKING, Any, Literal
 
-from hatchway._config import LOG_LEVELS, LOGGING_CONFIG, TRACE_LOG_LEVEL
 from hatchway._errors import ConfigError, Problem
 
 if TYPE_CHECKING:
     from hatchway._config import Config
+
+TRACE_LOG_LEVEL = 5
+LOG_LEVELS: dict[str, int] = {
+    "critical": logging.CRITICAL,
+    "error": logging.ERROR,
+    "warning": logging.WARNING,
+    "info": logging.INFO,
+    "debug": logging.DEBUG,
+    "trace": TRACE_LOG_LEVEL,
+}
+
+LOGGING_CONFIG: dict[str, Any] = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {
+        "default": {
+            "()": "hatchway._logs.DefaultFormatter",
+            "fmt": "%(levelprefix)s %(message)s",
+            "use_colors": None,
+        },
+        "access": {
+            "()": "hatchway._logs.AccessFormatter",
+            "fmt": '%(levelprefix)s %(client_addr)s - "%(request_line)s" %(status_code)s',
+        },
+    },
+    "handlers": {
+        "default": {"formatter": "default", "class": "logging.StreamHandler", "stream": "ext://sys.stderr"},
+        "access": {"formatter": "access", "class": "logging.StreamHandler", "stream": "ext://sys.stdout"},
+    },
+    "loggers": {
+        "hatchway": {"handlers": ["default"], "level": "INFO", "propagate": False},
+        "hatchway.error": {"level": "INFO"},
+        "hatchway.access": {"handlers": ["access"], "level": "INFO", "propagate": False},
+    },
+}
 
 logger = logging.getLogger("hatchway.error")
 access_logger = logging.getLogger("hatchway.access")

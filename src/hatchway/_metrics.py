@@ -130,6 +130,7 @@ def _count(state: ServerState, index: int) -> float:
 
 def _counts(state: ServerState) -> tuple[int, int, int]:
     """(in-flight requests, open connections, WebSocket sessions) of one server, read from its state."""
+    # Imported here: building a Config imports this module for its checks, and must not load the HTTP stack.
     from hatchway._http.protocol import HttpProtocol
 
     connections = list(state.connections)  # one C call: safe against the loop adding one meanwhile
@@ -354,8 +355,6 @@ class _SupervisorCollector:
     def collect(self) -> Iterator[Any]:
         from prometheus_client.core import CounterMetricFamily
 
-        from hatchway._supervisors.workers import RESTART_REASONS
-
         restarts = getattr(self.supervisor, "restarts", None)
         if restarts is None:  # the reloader
             return
@@ -363,6 +362,7 @@ class _SupervisorCollector:
         family = CounterMetricFamily(
             "hatchway_worker_restarts", "Workers replaced by the supervisor, by reason.", labels=["reason"]
         )
-        for reason in (*RESTART_REASONS, *sorted(set(counts) - set(RESTART_REASONS))):
+        known: tuple[str, ...] = getattr(self.supervisor, "restart_reasons", ())
+        for reason in (*known, *sorted(set(counts) - set(known))):
             family.add_metric([reason], counts.get(reason, 0))
         yield family

@@ -396,7 +396,7 @@ def start_observing(config: Config, state: ServerState, *, endpoint: bool) -> Se
         return None
     metrics = None
     if config.metrics_address is not None:
-        from hatchway._metrics import ServerMetrics
+        from hatchway._metrics import ServerMetrics  # with its prometheus_client, only when metrics are on
 
         metrics = ServerMetrics(config, state, endpoint=endpoint)
     install(config, state, metrics.requests if metrics is not None else None)

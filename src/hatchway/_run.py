@@ -11,6 +11,8 @@ from hatchway._errors import HatchwayError, ServerStateError, for_caller
 from hatchway._importer import importing_app
 from hatchway._logs import configure_logging, logger
 from hatchway._server import Server
+from hatchway._supervisors import supervise
+from hatchway._supervisors._child import note_unguarded_run
 
 _GUARD_HINT = (
     "hatchway.run() was called while hatchway imports %r (the module calls run() at top level, without "
@@ -39,8 +41,6 @@ def run(app: Any, **kwargs: Any) -> None:
     """
     importing = importing_app()
     if importing is not None:
-        from hatchway._supervisors._child import note_unguarded_run
-
         if note_unguarded_run():
             logger.info(_GUARD_HINT, importing)
         return
@@ -61,8 +61,6 @@ def _run(app: Any, kwargs: dict[str, Any]) -> None:
         )
     if config.use_subprocess:
         configure_logging(config)
-        from hatchway._supervisors import supervise
-
         supervise(config)
         return
     Server(config).run()

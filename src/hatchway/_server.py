@@ -14,93 +14,31 @@ import socket
 import ssl
 import threading
 import weakref
-from collections.abc import Callable, Coroutine, Sequence
+from collections.abc import Callable, Sequence
 from types import FrameType
-from typing import Any, TypeVar
+from typing import Any
 
 from hatchway._app import asgi_version, load_app
 from hatchway._config import Config
 from hatchway._errors import HatchwayError, ServerStateError, StartupError, for_caller
 from hatchway._health import HealthApp
+from hatchway._http import protocol as http_protocol
 from hatchway._http.protocol import HttpProtocol, make_codec_factory
 from hatchway._lifespan import Lifespan
 from hatchway._logs import configure_logging, logger
+from hatchway._loop import loop_factory, run_coroutine
+from hatchway._observe import start_observing
 from hatchway._proxy import TrustedProxies
+from hatchway._proxy_gate import ProxyProtocolGate
 from hatchway._sockets import bind_sockets, describe, forget_serving, note_serving
 from hatchway._state import ServerState
 from hatchway._tls import ssl_context
 from hatchway._version import __version__
 
-T = TypeVar("T")
 _HANDLED_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 _live_servers: weakref.WeakSet[Server] = weakref.WeakSet()
 _exit_hook_installed = False
 _zttp_notice_given = False
-
-
-def loop_factory(choice: Any) -> Callable[[], asyncio.AbstractEventLoop] | None:
-    """The event loop factory for ``loop=``: uvloop when available for ``auto``, else asyncio."""
-    if callable(choice):
-        return choice  # type: ignore[no-any-return]
-    if choice == "none":
-        return None
-    if choice in ("auto", "uvloop"):
-        try:
-            import uvloop
-
-            return uvloop.new_event_loop
-        except ImportError:
-            if choice == "uvloop":
-                raise StartupError(
-                    "loop='uvloop' needs uvloop installed: pip install uvloop", code="HW306"
-                ) from None
-    if choice in ("auto", "asyncio"):
-        return asyncio.new_event_loop
-    from hatchway._importer import import_from_string
-
-    factory: Callable[[], asyncio.AbstractEventLoop] = import_from_string(choice)
-    return factory
-
-
-def run_coroutine(coro: Coroutine[Any, Any, T], factory: Callable[[], asyncio.AbstractEventLoop] | None) -> T:
-    """``asyncio.run`` with a loop factory, on every supported Python."""
-    loop = (factory or asyncio.new_event_loop)()
-    try:
-        asyncio.set_event_loop(loop)
-        return loop.run_until_complete(coro)
-    finally:
-        close_loop(loop)
-
-
-def close_loop(loop: asyncio.AbstractEventLoop, *, finished: bool = False) -> None:
-    """What ``asyncio.run`` does on the way out: cancel what is left, finish generators and the executor.
-
-    ``finished``: ``finish_loop()`` already did that as the end of the loop's last coroutine, so only
-    closing is left (each further run of the loop costs a start and a stop, tens of microseconds).
-    """
-    try:
-        if not finished:
-            loop.run_until_complete(finish_loop())
-    finally:
-        asyncio.set_event_loop(None)
-        loop.close()
-
-
-async def finish_loop() -> None:
-    """``close_loop``'s clean-up from inside the loop, as the last step of its main coroutine.
-
-    Cancels every other task, closes the async generators and joins the default executor's threads (those
-    from run_in_executor must not outlive the server).
-    """
-    loop = asyncio.get_running_loop()
-    current = asyncio.current_task()
-    pending = [t for t in asyncio.all_tasks(loop) if t is not current and not t.done()]
-    for task in pending:
-        task.cancel()
-    if pending:
-        await asyncio.gather(*pending, return_exceptions=True)
-    await loop.shutdown_asyncgens()
-    await loop.shutdown_default_executor()
 
 
 def http_implementation_notice(config: Config) -> None:
@@ -158,8 +96,6 @@ def _install_exit_hook() -> None:
 def _proxy_protocol_factory(
     config: Config, state: ServerState, make_http: Callable[[], Any], loop: asyncio.AbstractEventLoop
 ) -> Callable[[], asyncio.Protocol]:
-    from hatchway._proxy_gate import ProxyProtocolGate
-
     # The PROXY header's trust does not depend on proxy_headers: only forwarded_allow_ips.
     trusted = _trusted_proxies(tuple(config.trusted_proxies))
     mode, timeout = config.proxy_protocol, config.timeout_request_header
@@ -411,9 +347,7 @@ class Server:
         config = self.config
         logger.info("Started server process [%d]", os.getpid())
         if logger.isEnabledFor(logging.DEBUG):
-            from hatchway._http import protocol
-
-            if protocol.__file__.endswith(".py"):
+            if http_protocol.__file__.endswith(".py"):
                 build = "pure Python (a non-editable install with a C compiler compiles it)"
             else:
                 build = "compiled"
@@ -425,8 +359,6 @@ class Server:
             self._app = load_app(config)
         state = ServerState(config, on_request_limit=self.request_limit_reached)
         self.state = state
-        from hatchway._observe import start_observing
-
         self._metrics = start_observing(config, state, endpoint=self.serves_metrics)
         if config.limit_max_requests is not None:
             jitter = (
@@ -435,6 +367,7 @@ class Server:
             state.request_limit = config.limit_max_requests + jitter
         http_implementation_notice(config)
         if config.ws == "wsproto":
+            # The WebSocket layer (and the websockets library) loads with the first upgrade, or here.
             from hatchway._websocket import ws_implementation_notice
 
             ws_implementation_notice(config)

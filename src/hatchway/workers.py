@@ -19,7 +19,8 @@ from gunicorn.workers.base import Worker
 
 from hatchway._config import Config
 from hatchway._importer import app_import_scope
-from hatchway._server import Server, loop_factory, run_coroutine
+from hatchway._loop import loop_factory, run_coroutine
+from hatchway._server import Server
 
 __all__ = ["HatchwayH11Worker", "HatchwayWorker"]
 

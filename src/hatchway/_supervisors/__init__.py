@@ -22,6 +22,8 @@ from typing import TYPE_CHECKING, Protocol
 from hatchway._config import Config
 from hatchway._errors import StartupError
 from hatchway._logs import logger
+from hatchway._sockets import bind_sockets
+from hatchway._supervisors._spec import build_spec
 
 __all__ = ["SupervisorHandle", "start_supervisor", "supervise"]
 
@@ -68,9 +70,6 @@ if TYPE_CHECKING:  # the supervisors themselves are imported only when used
 
 
 def _build(config: Config) -> _SupervisorType:
-    from hatchway._sockets import bind_sockets
-    from hatchway._supervisors._spec import build_spec
-
     if sys.platform == "win32":
         raise StartupError(
             "reload and workers pass listening sockets to child processes by descriptor, which needs a POSIX "
@@ -82,6 +81,7 @@ def _build(config: Config) -> _SupervisorType:
     spec = build_spec(config, role)
     sockets = bind_sockets(config)
     try:
+        # Loaded when used (start-up cost): a single server, the common case, needs neither.
         if config.reload:
             from hatchway._supervisors.reload import Reloader
 

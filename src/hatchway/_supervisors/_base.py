@@ -63,6 +63,7 @@ class Supervisor:
         self._startup_allowance = STARTUP_ALLOWANCE + (config.timeout_lifespan_startup or 0)
         self.metrics: SupervisorMetrics | None = None
         if config.metrics_address is not None:
+            # Loaded (with prometheus_client) only when metrics are on.
             from hatchway._metrics import SupervisorMetrics
 
             # Bound now: a busy address fails before any child starts.

@@ -25,6 +25,12 @@ import socket
 import sys
 from typing import Any
 
+from hatchway._config import Config
+from hatchway._errors import AppImportError, HatchwayError
+from hatchway._importer import import_from_string
+from hatchway._logs import configure_logging
+from hatchway._loop import loop_factory, run_coroutine
+from hatchway._server import Server
 from hatchway._supervisors._spec import ENV_SPEC, ChildSpec
 
 STARTUP_FAILURE = 3
@@ -123,12 +129,6 @@ def main() -> int:
 
 
 def _serve(spec: ChildSpec, status: StatusWriter) -> int:
-    from hatchway._config import Config
-    from hatchway._errors import AppImportError, HatchwayError
-    from hatchway._importer import import_from_string
-    from hatchway._logs import configure_logging
-    from hatchway._server import loop_factory, run_coroutine
-
     try:
         options = spec.config_options()
         configure_logging(Config(_placeholder_app, **options))
@@ -153,8 +153,6 @@ async def _placeholder_app(scope: Any, receive: Any, send: Any) -> None:  # prag
 async def _serve_async(
     config: Any, sockets: list[socket.socket], spec: ChildSpec, status: StatusWriter
 ) -> int:
-    from hatchway._server import Server
-
     class ChildServer(Server):
         serves_metrics = False  # the supervisor serves the sum over its children
 

@@ -15,7 +15,7 @@ from typing import Any
 
 from hatchway._config import Config
 from hatchway._errors import ConfigError, Problem
-from hatchway._importer import explain_import_string, insert_app_dir
+from hatchway._importer import explain_import_string, import_from_string, insert_app_dir
 from hatchway._logs import logger
 
 ENV_SPEC = "HATCHWAY_CHILD_SPEC"
@@ -51,8 +51,6 @@ class ChildSpec:
 
     def config_options(self) -> dict[str, Any]:
         """The options with import strings turned back into objects."""
-        from hatchway._importer import import_from_string
-
         decoded: dict[str, Any] = {}
         for name, value in self.options.items():
             if isinstance(value, dict) and set(value) == {_OBJECT_KEY}:

@@ -37,6 +37,9 @@ class WorkerPool(Supervisor):
 
     name = "worker"
 
+    #: What ``restarts`` counts, in the order metrics list them (metrics read it here: no import of this module).
+    restart_reasons = RESTART_REASONS
+
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.target = self.config.workers or 1

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from hatchway import Config, Server, ServerStateError
 from hatchway._config import validated_config
-from hatchway._server import close_loop, finish_loop
+from hatchway._loop import close_loop, finish_loop
 
 if TYPE_CHECKING:
     from hatchway._supervisors import SupervisorHandle
