@@ -37,8 +37,8 @@ COMPILED = [
     "src/hatchway/_http/files.py",
     "src/hatchway/_flow.py",
     "src/hatchway/_state.py",
-    "src/hatchway/_websocket.py",
-    "src/hatchway/_ws_asgi.py",
+    "src/hatchway/_ws/protocol.py",
+    "src/hatchway/_ws/session.py",
 ]
 # Compiled only before Python 3.12: the request's coroutines, which await the app and the connection's futures.
 # A mypyc coroutine passes a thrown exception on as throw(type, value, traceback), which 3.12 deprecates

@@ -16,7 +16,7 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.frames import Close
 
-import hatchway._websocket as ws_module
+import hatchway._ws.protocol as ws_module
 from hatchway import Server
 from tests.test_websocket_conformance import CLOSE, RawClient, close_payload, frame, serve
 from tests.utils import UNIT
@@ -585,7 +585,7 @@ def test_app_misuse_is_reported(
 def test_message_assembler_in_memory() -> None:
     from websockets.frames import Frame, Opcode
 
-    from hatchway._ws_asgi import MessageAssembler
+    from hatchway._ws.session import MessageAssembler
 
     assembler = MessageAssembler()
     assert assembler.feed(Frame(Opcode.BINARY, b"ab")) == {"type": "websocket.receive", "bytes": b"ab"}

@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 
     from hatchway._http.cycle import Cycle
     from hatchway._http.files import FileSender
-    from hatchway._ws_asgi import WebSocketSession
+    from hatchway._ws.session import WebSocketSession
 
 Message = dict[str, Any]
 

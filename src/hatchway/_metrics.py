@@ -134,7 +134,7 @@ def _counts(state: ServerState) -> tuple[int, int, int]:
     from hatchway._http.protocol import HttpProtocol
 
     connections = list(state.connections)  # one C call: safe against the loop adding one meanwhile
-    websocket = sys.modules.get("hatchway._websocket")  # imported with the first upgrade
+    websocket = sys.modules.get("hatchway._ws.protocol")  # imported with the first upgrade
     ws_class = websocket.WebSocketProtocol if websocket is not None else None
     in_flight = websockets = 0
     for conn in connections:

@@ -45,7 +45,7 @@ def http_implementation_notice(config: Config) -> None:
     """Warn once per process when ``http`` names uvicorn's zttp, which hatchway serves as ``auto``.
 
     ``--http zttp`` is a valid uvicorn setting, so a drop-in replacement accepts it rather than refusing to start
-    (as ``ws="wsproto"``, ``_websocket.ws_implementation_notice``); the warning says what serves the connections.
+    (as ``ws="wsproto"``, ``_ws.protocol.ws_implementation_notice``); the warning says what serves the connections.
     """
     global _zttp_notice_given
     if config.http == "zttp" and not _zttp_notice_given:
@@ -368,7 +368,7 @@ class Server:
         http_implementation_notice(config)
         if config.ws == "wsproto":
             # The WebSocket layer (and the websockets library) loads with the first upgrade, or here.
-            from hatchway._websocket import ws_implementation_notice
+            from hatchway._ws.protocol import ws_implementation_notice
 
             ws_implementation_notice(config)
         state.asgi_version = asgi_version(self._app)

@@ -612,7 +612,7 @@ class HttpProtocol(asyncio.Protocol):
         if self.config.ws == "none":
             return False
         try:
-            from hatchway._websocket import start_websocket
+            from hatchway._ws.protocol import start_websocket
         except ImportError:  # pragma: no cover - websockets is a dependency
             logger.warning("Unsupported upgrade request: the websockets library is not installed.")
             return False

@@ -1,6 +1,6 @@
 """websockets' sans-I/O ``ServerProtocol`` with the one correction hatchway makes to its frame rules.
 
-This module is not compiled with mypyc (``_websocket`` is): a compiled class cannot subclass a class from a
+This module is not compiled with mypyc (``_ws.protocol`` is): a compiled class cannot subclass a class from a
 library the build does not type-check (the build environment holds only the build tools), so the subclass
 lives here, in plain Python, like ``h11_codec``'s subclass of ``h11.Connection``.
 """

@@ -1,6 +1,6 @@
 """ASGI WebSocket messages for one upgraded connection: the app's receive/send, ordered by a small state table.
 
-The session knows nothing of sockets or frames. It talks to its connection (``_websocket.WebSocketProtocol``)
+The session knows nothing of sockets or frames. It talks to its connection (``_ws.protocol.WebSocketProtocol``)
 through the ``WsConn`` interface below, so the message rules can be read, and tested, on their own.
 """
 

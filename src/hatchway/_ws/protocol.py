@@ -3,7 +3,7 @@
 Mechanical like the HTTP adapter: feed bytes, collect events, write what the protocol produced, act.
 Framing, masking, close-code and UTF-8-in-close rules, size limits and permessage-deflate are the websockets
 library's; every timer (keepalive ping, pong deadline, close deadline, send timeout) and all flow control live
-here. ASGI message ordering lives in ``_ws_asgi``.
+here. ASGI message ordering lives in ``_ws.session``.
 """
 
 from __future__ import annotations
@@ -27,8 +27,14 @@ from hatchway._app_task import run_websocket
 from hatchway._errors import ClientDisconnected
 from hatchway._flow import WriteFlow
 from hatchway._logs import logger
-from hatchway._ws_asgi import MessageAssembler, Stage, WebSocketSession, default_header_pairs, http_response
-from hatchway._ws_server_protocol import ServerProtocol
+from hatchway._ws.session import (
+    MessageAssembler,
+    Stage,
+    WebSocketSession,
+    default_header_pairs,
+    http_response,
+)
+from hatchway._ws.websockets_server import ServerProtocol
 
 if TYPE_CHECKING:
     from hatchway._config import Config
