@@ -154,7 +154,8 @@ class H2Stream:
     def write(self, data: bytes) -> None:  # pragma: no cover - H2Cycle never writes HTTP/1.1 bytes
         raise RuntimeError("HTTP/1.1 bytes written to an HTTP/2 stream")
 
-    write_soon = write
+    def write_soon(self, data: bytes) -> None:  # pragma: no cover
+        raise RuntimeError("HTTP/1.1 bytes written to an HTTP/2 stream")
 
     def writelines(self, data: tuple[bytes, bytes]) -> None:  # pragma: no cover
         raise RuntimeError("HTTP/1.1 bytes written to an HTTP/2 stream")
