@@ -1,0 +1,401 @@
+"""HTTP/2 with real clients: curl (prior knowledge, Upgrade: h2c, ALPN), nghttp, httpx, and the h2 library.
+
+The raw-frame conformance cases (RFC 9113 / 7541 and the floods) are in tests/test_h2_conformance.py.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import shutil
+import socket
+import subprocess
+import threading
+import time
+from typing import Any
+
+import h2.config
+import h2.connection
+import h2.events
+import httpx
+import pytest
+
+from hatchway.testing import background
+from tests.conftest import Certificates
+from tests.utils import UNIT
+
+CURL = shutil.which("curl")
+NGHTTP = shutil.which("nghttp")
+
+
+async def echo_scope(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    """Answers with what the app saw of the request, as JSON."""
+    if scope["type"] != "http":
+        return
+    body = b""
+    while True:
+        message = await receive()
+        body += message.get("body", b"")
+        if not message.get("more_body"):
+            break
+    seen = {
+        "http_version": scope["http_version"],
+        "scheme": scope["scheme"],
+        "method": scope["method"],
+        "path": scope["path"],
+        "raw_path": scope["raw_path"].decode(),
+        "query_string": scope["query_string"].decode(),
+        "root_path": scope["root_path"],
+        "headers": [[n.decode(), v.decode()] for n, v in scope["headers"]],
+        "client": list(scope["client"]) if scope["client"] else None,
+        "server": list(scope["server"]) if scope["server"] else None,
+        "extensions": sorted(scope.get("extensions", {})),
+        "body": body.decode(),
+    }
+    data = json.dumps(seen).encode()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 200,
+            "headers": [(b"content-type", b"application/json"), (b"x-test", b"yes")],
+        }
+    )
+    await send({"type": "http.response.body", "body": data})
+
+
+def curl(*args: str) -> subprocess.CompletedProcess[str]:
+    assert CURL is not None
+    return subprocess.run(
+        [CURL, "-sS", "--max-time", str(10 * UNIT), *args], capture_output=True, text=True, timeout=20 * UNIT
+    )
+
+
+def seen_by_curl(*args: str) -> tuple[dict[str, Any], str]:
+    """The app's view of the request and the HTTP version curl used."""
+    result = curl("-w", "\n%{http_version}", *args)
+    assert result.returncode == 0, result.stderr
+    body, _, version = result.stdout.rpartition("\n")
+    return json.loads(body), version
+
+
+needs_curl = pytest.mark.skipif(CURL is None, reason="curl is not installed")
+
+
+@needs_curl
+def test_h2c_prior_knowledge_scope_is_complete() -> None:
+    with background(echo_scope, http2=True, root_path="/api") as server:
+        seen, version = seen_by_curl("--http2-prior-knowledge", f"{server.url}/a%20b/c?x=1&y=2")
+    assert version == "2"
+    assert seen["http_version"] == "2"
+    assert seen["scheme"] == "http"
+    assert seen["method"] == "GET"
+    assert seen["path"] == "/api/a b/c"
+    assert seen["raw_path"] == "/api/a%20b/c"
+    assert seen["query_string"] == "x=1&y=2"
+    assert seen["root_path"] == "/api"
+    # :authority is the host header, first; no pseudo-header reaches the app.
+    assert seen["headers"][0] == ["host", f"127.0.0.1:{server.port}"]
+    assert not [name for name, _ in seen["headers"] if name.startswith(":")]
+    assert seen["client"][0] == "127.0.0.1"
+    assert seen["server"] == ["127.0.0.1", server.port]
+    assert seen["extensions"] == ["http.response.trailers"]
+
+
+@needs_curl
+def test_http1_clients_keep_working_on_an_http2_port() -> None:
+    with background(echo_scope, http2=True) as server:
+        seen, version = seen_by_curl("--http1.1", f"{server.url}/one")
+        assert (seen["http_version"], version) == ("1.1", "1.1")
+        seen, version = seen_by_curl("--http1.1", "-d", "x=1", f"{server.url}/one")
+        assert (seen["body"], version) == ("x=1", "1.1")
+
+
+@needs_curl
+def test_upgrade_h2c_serves_the_request_over_http2() -> None:
+    with background(echo_scope, http2=True) as server:
+        result = curl("-v", "--http2", f"{server.url}/up?q=1")
+    assert result.returncode == 0, result.stderr
+    assert "HTTP/1.1 101 Switching Protocols" in result.stderr
+    assert "< HTTP/2 200" in result.stderr
+    seen = json.loads(result.stdout)
+    assert (seen["http_version"], seen["path"], seen["query_string"]) == ("2", "/up", "q=1")
+    # The HTTP/1.1 fields of the upgrade do not reach the app as request headers.
+    names = {name for name, _ in seen["headers"]}
+    assert not names & {"connection", "upgrade", "http2-settings"}
+
+
+@needs_curl
+@pytest.mark.parametrize("http2", [True, False])
+def test_upgrade_h2c_with_a_body_is_answered_over_http1(http2: bool) -> None:
+    # What `curl --http2 -d abc` sends; it used to get a 400.
+    with background(echo_scope, http2=http2) as server:
+        seen, version = seen_by_curl("--http2", "-d", "abc", f"{server.url}/post")
+    assert (seen["http_version"], seen["method"], seen["body"], version) == ("1.1", "POST", "abc", "1.1")
+
+
+@needs_curl
+def test_http2_flag_off_means_http1_only() -> None:
+    with background(echo_scope) as server:
+        result = curl("--http2-prior-knowledge", f"{server.url}/")
+        assert result.returncode != 0  # the preface is not an HTTP/1.1 request
+        seen, version = seen_by_curl("--http2", f"{server.url}/")
+    assert (seen["http_version"], version) == ("1.1", "1.1")
+
+
+@needs_curl
+def test_https_alpn_negotiates_h2_and_falls_back_to_http1(certificates: Certificates) -> None:
+    tls = {"ssl_certfile": certificates.certfile, "ssl_keyfile": certificates.keyfile}
+    with background(echo_scope, http2=True, **tls) as server:
+        assert server.url.startswith("https://")
+        seen, version = seen_by_curl("--cacert", certificates.ca_certfile, f"{server.url}/tls")
+        assert (seen["http_version"], seen["scheme"], version) == ("2", "https", "2")
+        seen, version = seen_by_curl("--http1.1", "--cacert", certificates.ca_certfile, f"{server.url}/tls")
+        assert (seen["http_version"], seen["scheme"], version) == ("1.1", "https", "1.1")
+    # Without --http2, ALPN offers no h2: curl speaks HTTP/1.1 over TLS.
+    with background(echo_scope, **tls) as server:
+        seen, version = seen_by_curl("--cacert", certificates.ca_certfile, f"{server.url}/tls")
+        assert (seen["http_version"], version) == ("1.1", "1.1")
+
+
+def test_httpx_http2_over_tls_many_requests_and_bodies(certificates: Certificates) -> None:
+    tls = {"ssl_certfile": certificates.certfile, "ssl_keyfile": certificates.keyfile}
+    big = b"x" * 300_000  # larger than the stream and connection windows: flow control must open them
+    with (
+        background(echo_scope, http2=True, **tls) as server,
+        httpx.Client(http2=True, verify=certificates.client_context(), timeout=10 * UNIT) as client,
+    ):
+        for i in range(20):
+            response = client.post(f"{server.url}/n/{i}", content=big if i % 5 == 0 else b"small")
+            assert response.http_version == "HTTP/2"
+            seen = response.json()
+            assert seen["path"] == f"/n/{i}"
+            assert len(seen["body"]) == (len(big) if i % 5 == 0 else 5)
+            assert response.headers["x-test"] == "yes"
+            assert response.headers["server"] == "hatchway"
+
+
+async def _concurrent_streams(url: str, count: int) -> list[httpx.Response]:
+    async with httpx.AsyncClient(http2=True, timeout=10 * UNIT) as client:
+        # httpx needs one request to learn the connection speaks HTTP/2 before it multiplexes.
+        await client.get(url + "/first")
+        return await asyncio.gather(*(client.get(f"{url}/s/{i}") for i in range(count)))
+
+
+@pytest.mark.skipif(NGHTTP is None, reason="nghttp is not installed")
+def test_nghttp_multiplexes_streams() -> None:
+    with background(echo_scope, http2=True) as server:
+        urls = [f"{server.url}/m/{i}" for i in range(10)]
+        assert NGHTTP is not None
+        result = subprocess.run(
+            [NGHTTP, "-n", "-s", "-t", str(int(10 * UNIT)), *urls],
+            capture_output=True,
+            text=True,
+            timeout=20 * UNIT,
+        )
+    assert result.returncode == 0, result.stderr
+    # -s prints one statistics line per stream, each with its status.
+    assert result.stdout.count("200") >= 10, result.stdout
+
+
+class H2Client:
+    """A small h2c client over a real socket, for what curl and httpx do not show (trailers, resets)."""
+
+    def __init__(self, port: int) -> None:
+        self.sock = socket.create_connection(("127.0.0.1", port), timeout=5 * UNIT)
+        self.conn = h2.connection.H2Connection(
+            h2.config.H2Configuration(client_side=True, header_encoding=None)
+        )
+        self.conn.initiate_connection()
+        self.flush()
+
+    def flush(self) -> None:
+        self.sock.sendall(self.conn.data_to_send())
+
+    def request(self, path: str, body: bytes = b"", end: bool = True, **headers: str) -> int:
+        stream_id: int = self.conn.get_next_available_stream_id()
+        fields = [(":method", "POST" if body or not end else "GET"), (":scheme", "http"), (":path", path)]
+        fields += [(":authority", "test"), *((k.replace("_", "-"), v) for k, v in headers.items())]
+        self.conn.send_headers(stream_id, fields, end_stream=end and not body)
+        if body:
+            self.conn.send_data(stream_id, body, end_stream=end)
+        self.flush()
+        return stream_id
+
+    def events_until(self, done: Any, limit: int = 2000) -> list[Any]:
+        """Events until ``done(events)``; the socket's timeout bounds every read."""
+        events: list[Any] = []
+        for _ in range(limit):
+            data = self.sock.recv(65536)
+            if not data:
+                break
+            events += self.conn.receive_data(data)
+            self.flush()
+            if done(events):
+                break
+        return events
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+def ended(stream_id: int) -> Any:
+    return lambda events: any(
+        isinstance(e, (h2.events.StreamEnded, h2.events.StreamReset)) and e.stream_id == stream_id
+        for e in events
+    )
+
+
+async def trailers_app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    if scope["type"] != "http":
+        return
+    assert "http.response.trailers" in scope["extensions"]
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 200,
+            "headers": [(b"content-type", b"application/grpc"), (b"content-length", b"5")],
+            "trailers": True,
+        }
+    )
+    await send({"type": "http.response.body", "body": b"hello", "more_body": True})
+    await send({"type": "http.response.body", "body": b"", "more_body": False})
+    await send({"type": "http.response.trailers", "headers": [(b"grpc-status", b"0")], "more_trailers": True})
+    await send(
+        {"type": "http.response.trailers", "headers": [(b"grpc-message", b"ok")], "more_trailers": False}
+    )
+
+
+def test_response_trailers_over_http2() -> None:
+    with background(trailers_app, http2=True) as server:
+        client = H2Client(server.port)
+        try:
+            sid = client.request("/t", te="trailers")
+            events = client.events_until(ended(sid))
+        finally:
+            client.close()
+    response = next(e for e in events if isinstance(e, h2.events.ResponseReceived))
+    assert dict(response.headers)[b":status"] == b"200"
+    data = b"".join(e.data for e in events if isinstance(e, h2.events.DataReceived))
+    assert data == b"hello"
+    trailers = next(e for e in events if isinstance(e, h2.events.TrailersReceived))
+    assert (b"grpc-status", b"0") in trailers.headers
+    assert (b"grpc-message", b"ok") in trailers.headers
+    assert any(isinstance(e, h2.events.StreamEnded) for e in events)
+
+
+def test_response_trailers_over_http1_chunked() -> None:
+    with background(trailers_app) as server, socket.create_connection(("127.0.0.1", server.port)) as sock:
+        sock.settimeout(5 * UNIT)
+        sock.sendall(b"GET / HTTP/1.1\r\nHost: a\r\nTE: trailers\r\nConnection: close\r\n\r\n")
+        data = b""
+        while chunk := sock.recv(65536):
+            data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    assert b"transfer-encoding: chunked" in head.lower()
+    assert b"content-length" not in head.lower()  # chunked framing replaces the app's length
+    assert body == b"5\r\nhello\r\n0\r\ngrpc-status: 0\r\ngrpc-message: ok\r\n\r\n"
+
+
+def test_reset_stream_cancels_the_app_and_the_connection_goes_on() -> None:
+    started = threading.Event()
+    cancelled: list[str] = []
+
+    async def slow(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            return
+        if scope["path"] == "/slow":
+            started.set()
+            try:
+                await asyncio.sleep(30)
+            except asyncio.CancelledError:
+                cancelled.append(scope["path"])
+                raise
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"fast"})
+
+    with background(slow, http2=True) as server:
+        client = H2Client(server.port)
+        try:
+            sid = client.request("/slow")
+            assert started.wait(5 * UNIT)  # the app runs: the reset must cancel it
+            client.conn.reset_stream(sid)
+            client.flush()
+            fast = client.request("/fast")
+            events = client.events_until(ended(fast))
+            assert b"fast" in b"".join(e.data for e in events if isinstance(e, h2.events.DataReceived))
+        finally:
+            client.close()
+        for _ in range(50):
+            if cancelled:
+                break
+            time.sleep(0.05 * UNIT)
+    assert cancelled == ["/slow"]
+
+
+def test_app_error_gives_500_and_the_connection_goes_on(caplog: pytest.LogCaptureFixture) -> None:
+    async def broken(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] == "http" and scope["path"] == "/boom":
+            raise ValueError("boom")
+        await echo_scope(scope, receive, send)
+
+    with background(broken, http2=True) as server:
+        client = H2Client(server.port)
+        try:
+            sid = client.request("/boom")
+            events = client.events_until(ended(sid))
+            response = next(e for e in events if isinstance(e, h2.events.ResponseReceived))
+            assert dict(response.headers)[b":status"] == b"500"
+            ok = client.request("/ok")
+            events = client.events_until(ended(ok))
+            response = next(e for e in events if isinstance(e, h2.events.ResponseReceived))
+            assert dict(response.headers)[b":status"] == b"200"
+        finally:
+            client.close()
+    assert any("Exception in ASGI application" in r.getMessage() for r in caplog.records)
+
+
+def test_access_log_says_http2(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level("INFO", logger="hatchway.access")
+    with background(echo_scope, http2=True, access_log=True) as server:
+        client = H2Client(server.port)
+        try:
+            sid = client.request("/logged?x=1")
+            client.events_until(ended(sid))
+        finally:
+            client.close()
+    lines = [r.getMessage() for r in caplog.records if r.name == "hatchway.access"]
+    assert any('"GET /logged?x=1 HTTP/2" 200' in line for line in lines), lines
+
+
+def test_request_body_backpressure_opens_the_window_as_the_app_reads() -> None:
+    # An app that never reads: the client can send one window's worth and no more (the server buffers at
+    # most the window it advertised).
+    release = asyncio.Event()
+
+    async def no_read(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            return
+        await asyncio.wait_for(release.wait(), 3 * UNIT)
+
+    with background(no_read, http2=True, h2_initial_window_size=16384) as server:
+        client = H2Client(server.port)
+        try:
+            client.events_until(
+                lambda events: any(isinstance(e, h2.events.RemoteSettingsChanged) for e in events)
+            )
+            sid = client.request("/upload", end=False)
+            window = client.conn.local_flow_control_window(sid)
+            assert window == 16384
+            client.conn.send_data(sid, b"x" * window)
+            client.flush()
+            # The window stays closed: no WINDOW_UPDATE for the stream arrives while the app does not read.
+            client.sock.settimeout(0.5 * UNIT)
+            updates: list[Any] = []
+            try:
+                updates = client.events_until(lambda events: False, limit=5)
+            except TimeoutError:
+                pass
+            assert not [e for e in updates if isinstance(e, h2.events.WindowUpdated) and e.stream_id == sid]
+            assert client.conn.local_flow_control_window(sid) == 0
+        finally:
+            client.close()
