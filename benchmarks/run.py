@@ -10,6 +10,11 @@ every scenario of that app with wrk, and stops it; servers are interleaved (A B 
 rotates each round, so a neighbour's load on this shared machine spreads over all of them. Every figure is
 also reported as a ratio to uvicorn (httptools + uvloop) measured in the same round. The server is pinned to
 CPU 0 and wrk to CPU 1. Results: ``benchmarks/results/latest.{md,json,png}``.
+
+The ``h2-*`` scenarios load cleartext HTTP/2 with prior knowledge (h2c) with ``h2load`` instead of wrk, many
+streams per connection, against the servers that speak it; their ratios are to uvicorn with ``--http zttp
+--http2``. A server that does not start, does not answer HTTP/2, or whose load fails is reported as failed for
+that scenario and round, and the run goes on.
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ import socket
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -36,6 +42,10 @@ REPO = HERE.parent
 VENV = HERE / ".venv"
 RESULTS = HERE / "results"
 BASELINE = "uvicorn-httptools"
+#: The reference of the HTTP/2 scenarios: uvicorn cannot serve HTTP/2 with httptools.
+H2_BASELINE = "uvicorn-zttp-h2"
+H1 = "http/1.1"
+H2C = "h2c"
 SERVER_CPU = "0"
 CLIENT_CPU = "1"
 HOST = "127.0.0.1"
@@ -104,6 +114,8 @@ class Server:
     #: argv with {app} and {port} placeholders.
     argv: tuple[str, ...]
     env: tuple[tuple[str, str], ...] = ()
+    #: The protocols whose scenarios it runs: "http/1.1" (wrk) and "h2c" (h2load, prior knowledge).
+    protocols: frozenset[str] = frozenset({H1})
 
     def command(self, app: str, port: int) -> list[str]:
         return [a.format(app=app, port=port) for a in self.argv]
@@ -115,6 +127,7 @@ def py(*args: str) -> tuple[str, ...]:
 
 
 QUIET = ("--no-access-log", "--log-level", "warning", "--loop", "uvloop", "--host", HOST, "--port", "{port}")
+BOTH = frozenset({H1, H2C})
 SERVERS = [
     Server("hatchway-httptools", "hatchway (httptools)", py("-m", "hatchway", "{app}", "--http", "httptools", *QUIET)),
     Server("hatchway-h11", "hatchway (h11)", py("-m", "hatchway", "{app}", "--http", "h11", *QUIET)),
@@ -124,6 +137,7 @@ SERVERS = [
         "hypercorn",
         "hypercorn (uvloop)",
         py("-m", "hypercorn", "{app}", "-k", "uvloop", "-w", "1", "-b", f"{HOST}:{{port}}", "--log-level", "WARNING"),
+        protocols=BOTH,  # h2c with prior knowledge on a plain port
     ),
     Server(
         "granian",
@@ -132,6 +146,15 @@ SERVERS = [
             "-m", "granian", "--interface", "asgi", "--host", HOST, "--port", "{port}", "--workers", "1",
             "--loop", "uvloop", "--no-ws", "--log-level", "warning", "{app}",
         ),
+        protocols=BOTH,  # --http auto (its default) takes h2c with prior knowledge as well as HTTP/1.1
+    ),
+    # HTTP/2 only (h2-* scenarios); both also answer HTTP/1.1 on the same port.
+    Server("hatchway-h2", "hatchway (--http2)", py("-m", "hatchway", "--http2", "{app}", *QUIET), protocols=frozenset({H2C})),
+    Server(
+        H2_BASELINE,
+        "uvicorn (zttp --http2+uvloop)",
+        py("-m", "uvicorn", "{app}", "--http", "zttp", "--http2", *QUIET),
+        protocols=frozenset({H2C}),
     ),
     Server("ceiling", "bare uvloop protocol (ceiling)", py(str(HERE / "ceiling.py"), "{port}")),
     Server("asgi-ceiling", "bare protocol + ASGI app (ASGI ceiling)", py(str(HERE / "asgi_ceiling.py"), "{app}", "{port}")),
@@ -149,6 +172,23 @@ class Scenario:
     #: made of such requests, and (for the ASGI ceiling) with one request in flight per connection, qualify.
     ceiling: bool = False
     asgi_ceiling: bool = False
+    #: "http/1.1": wrk; "h2c": h2load, cleartext HTTP/2 with prior knowledge.
+    protocol: str = H1
+    #: h2c: concurrent streams per connection (h2load -m).
+    streams: int = 1
+    #: h2c: bytes POSTed per request (h2load -d FILE); 0: GET.
+    body: int = 0
+
+    @property
+    def baseline(self) -> str:
+        return H2_BASELINE if self.protocol == H2C else BASELINE
+
+
+#: The shape of the HTTP/2 load: 16 connections x 32 concurrent streams (512 requests in flight), one h2load
+#: thread. Few connections with many streams each is what HTTP/2 is for; 32 stays under every server's
+#: SETTINGS_MAX_CONCURRENT_STREAMS (hypercorn 100, granian 200).
+H2_CONNECTIONS = 16
+H2_STREAMS = 32
 
 
 SCENARIOS = [
@@ -163,7 +203,19 @@ SCENARIOS = [
     Scenario("stream", "streaming 100 x 64 B chunks, 64 conns", "apps:stream", 64),
     Scenario("file", "50 KB file, Starlette FileResponse, 64 conns", "apps_files:starlette", 64),
     Scenario("pathsend", "50 KB file, raw pathsend app, 64 conns", "apps_files:pathsend", 64),
-]
+    Scenario(
+        "h2-plain", f"HTTP/2 plain text, {H2_CONNECTIONS} conns x {H2_STREAMS} streams", "apps:plain",
+        H2_CONNECTIONS, protocol=H2C, streams=H2_STREAMS,
+    ),
+    Scenario(
+        "h2-json", f"HTTP/2 JSON ~100 B, {H2_CONNECTIONS} conns x {H2_STREAMS} streams", "apps:json",
+        H2_CONNECTIONS, protocol=H2C, streams=H2_STREAMS,
+    ),
+    Scenario(
+        "h2-post", f"HTTP/2 1 KiB POST echo, {H2_CONNECTIONS} conns x {H2_STREAMS} streams", "apps:echo",
+        H2_CONNECTIONS, protocol=H2C, streams=H2_STREAMS, body=1024,
+    ),
+]  # fmt: skip
 
 
 # -- processes -------------------------------------------------------------------------------------------
@@ -226,30 +278,88 @@ def http_get_ok(port: int) -> bool:
         return False
 
 
-class Running:
-    """One server process: spawned pinned to the server CPU, up when it answers 200."""
+def h2_get_ok(port: int, body: bytes | None = None) -> bool:
+    """A GET (``body``: a POST of it) over cleartext HTTP/2 with prior knowledge answered 200."""
+    import h2.config
+    import h2.connection
+    import h2.events
+    import h2.exceptions
 
-    def __init__(self, server: Server, app: str, cpus: str = SERVER_CPU, extra: tuple[str, ...] = ()) -> None:
+    conn = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True))
+    conn.initiate_connection()
+    method = "GET" if body is None else "POST"
+    headers = [(":method", method), (":scheme", "http"), (":authority", "bench"), (":path", "/")]
+    conn.send_headers(1, headers, end_stream=body is None)
+    if body is not None:
+        conn.send_data(1, body, end_stream=True)
+    try:
+        with socket.create_connection((HOST, port), timeout=0.5) as s:
+            s.sendall(conn.data_to_send())
+            while data := s.recv(65536):
+                for event in conn.receive_data(data):
+                    if isinstance(event, h2.events.ResponseReceived):
+                        ok = dict(event.headers).get(b":status") == b"200"
+                        conn.close_connection()
+                        s.sendall(conn.data_to_send())
+                        return ok
+                s.sendall(conn.data_to_send())
+    except (OSError, h2.exceptions.H2Error):
+        pass
+    return False
+
+
+class Running:
+    """One server process: spawned pinned to the server CPU, up when it answers 200 (over HTTP/2 for h2c)."""
+
+    def __init__(
+        self,
+        server: Server,
+        app: str,
+        cpus: str = SERVER_CPU,
+        extra: tuple[str, ...] = (),
+        protocol: str = H1,
+        post: bool = False,
+    ) -> None:
+        """``post``: an h2c probe POSTs a body (its scenario does; uvicorn's zttp never ends the body of a GET
+        whose HEADERS frame ends the stream, so an app that reads it waits forever)."""
         self.server = server
         self.port = free_port()
         env = {**os.environ, "PYTHONUNBUFFERED": "1", **dict(server.env)}
         argv = ["taskset", "-c", cpus, *server.command(app, self.port), *extra]
         started = time.perf_counter()
+        # stderr to a file, not a pipe: a server that logs every probe must not block on a full pipe.
+        self.stderr = tempfile.TemporaryFile()  # noqa: SIM115 (closed by stop())
         self.proc = subprocess.Popen(
-            argv, cwd=HERE, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True
+            argv, cwd=HERE, env=env, stdout=subprocess.DEVNULL, stderr=self.stderr, start_new_session=True
         )
         deadline = started + 30
-        while not http_get_ok(self.port):
-            if self.proc.poll() is not None or time.perf_counter() > deadline:
-                err = self.proc.stderr.read().decode(errors="replace") if self.proc.stderr else ""
+
+        def probe(port: int) -> bool:
+            if protocol == H2C:
+                return h2_get_ok(port, b"x" if post else None)
+            return http_get_ok(port)
+
+        while not probe(self.port):
+            now = time.perf_counter()
+            # A server up on HTTP/1.1 that does not answer HTTP/2 within 10 s is not going to.
+            h1_only = protocol == H2C and now > started + 10 and http_get_ok(self.port)
+            if self.proc.poll() is not None or now > deadline or h1_only:
+                self.end()
+                self.stderr.seek(0)
+                err = self.stderr.read().decode(errors="replace")
                 self.stop()
-                raise RuntimeError(f"{server.name} did not start: {err[-2000:]}")
+                why = "answers HTTP/1.1 but not h2c" if h1_only else "did not start"
+                raise RuntimeError(f"{server.name} {why}: {err[-2000:]}")
             time.sleep(0.005)
         self.startup = time.perf_counter() - started
         time.sleep(0.2)
         self.rss_idle = rss_kib(self.proc.pid)
 
     def stop(self) -> None:
+        self.end()
+        self.stderr.close()
+
+    def end(self) -> None:
         if self.proc.poll() is None:
             try:
                 os.killpg(self.proc.pid, signal.SIGINT)
@@ -259,8 +369,6 @@ class Running:
                 self.proc.wait()
             except ProcessLookupError:
                 pass
-        if self.proc.stderr:
-            self.proc.stderr.close()
 
 
 # -- wrk -------------------------------------------------------------------------------------------------
@@ -305,6 +413,95 @@ def wrk(port: int, scenario: Scenario, duration: float) -> dict[str, Any]:
     return result
 
 
+# -- h2load ----------------------------------------------------------------------------------------------
+_BODIES: dict[int, Path] = {}
+
+
+def post_body(size: int) -> Path:
+    """A file of ``size`` bytes for h2load -d (made once per run, in a temporary directory)."""
+    if size not in _BODIES:
+        path = Path(tempfile.mkdtemp(prefix="hatchway-bench-")) / f"body-{size}"
+        path.write_bytes(b"a" * size)
+        _BODIES[size] = path
+    return _BODIES[size]
+
+
+def h2load_argv(port: int | str, scenario: Scenario, duration: float, body: str | None = None) -> list[str]:
+    """The h2load command of a scenario (``body``: the path to show for the POSTed file)."""
+    argv = [
+        "taskset",
+        "-c",
+        CLIENT_CPU,
+        "h2load",
+        "-t1",
+        f"-c{scenario.connections}",
+        f"-m{scenario.streams}",
+    ]
+    argv += [f"-D{max(1, round(duration))}"]
+    if scenario.body:
+        argv += ["-d", body or str(post_body(scenario.body)), "-H", "content-type: application/octet-stream"]
+    argv.append(f"http://{HOST}:{port}/bench")
+    return argv
+
+
+def h2load_command(scenario: Scenario, duration: float) -> str:
+    """The command as the results show it."""
+    body = f"<{scenario.body} B file>" if scenario.body else None
+    argv = h2load_argv("PORT", scenario, duration, body)
+    return " ".join(f"'{a}'" if " " in a else a for a in argv) + " --log-file FILE"
+
+
+def h2load(port: int, scenario: Scenario, duration: float) -> dict[str, Any]:
+    """Run h2load; raise RuntimeError when it did not speak h2c or no request succeeded.
+
+    Latency percentiles come from its per-request log (h2load prints only min/max/mean)."""
+    with tempfile.NamedTemporaryFile(prefix="hatchway-h2load-", suffix=".log") as log:
+        argv = [*h2load_argv(port, scenario, duration), "--log-file", log.name]
+        proc = subprocess.run(argv, capture_output=True, text=True, timeout=duration + 20)
+        times = sorted(int(line.split("\t")[2]) for line in Path(log.name).read_text().splitlines() if line)
+    out = proc.stdout
+    result: dict[str, Any] = {"rps": 0.0, "p50_ms": None, "p99_ms": None, "errors": 0, "requests": 0}
+    m = re.search(r"Application protocol: (\S+)", out)
+    result["protocol"] = m.group(1) if m else None
+    if result["protocol"] != H2C:
+        tail = (out + proc.stderr).strip().splitlines()[-5:]
+        raise RuntimeError(f"h2load: no h2c (protocol {result['protocol']}): {' | '.join(tail)}")
+    if m := re.search(r"finished in \S+, ([\d.]+) req/s", out):
+        result["rps"] = float(m.group(1))
+    counts = re.search(
+        r"requests: (\d+) total, (\d+) started, (\d+) done, (\d+) succeeded, (\d+) failed, (\d+) errored, "
+        r"(\d+) timeout",
+        out,
+    )
+    if counts is None:
+        raise RuntimeError(f"h2load: no request counts in {out[-500:]!r}")
+    total, started, done, succeeded, failed, errored, timeout = (int(g) for g in counts.groups())
+    result["requests"] = succeeded
+    result["h2load"] = {"total": total, "started": started, "done": done, "succeeded": succeeded}
+    result["h2load"] |= {
+        "failed": failed,
+        "errored": errored,
+        "timeout": timeout,
+        "protocol": result["protocol"],
+    }
+    errors = failed  # (errored and timed out are counted in failed)
+    if m := re.search(r"status codes: (\d+) 2xx, (\d+) 3xx, (\d+) 4xx, (\d+) 5xx", out):
+        errors += sum(int(g) for g in m.groups()[1:])
+    result["errors"] = errors
+    if m := re.search(r"time for request:\s+(\S+)\s+(\S+)\s+(\S+)", out):
+        result["h2load"]["mean_ms"] = _ms(m.group(3))
+    if times:
+        result["p50_ms"] = times[len(times) // 2] / 1000
+        result["p99_ms"] = times[min(len(times) - 1, len(times) * 99 // 100)] / 1000
+    if not succeeded:
+        raise RuntimeError(f"h2load: no request succeeded ({counts.group(0)})")
+    return result
+
+
+def load(port: int, scenario: Scenario, duration: float) -> dict[str, Any]:
+    return h2load(port, scenario, duration) if scenario.protocol == H2C else wrk(port, scenario, duration)
+
+
 # -- one run ---------------------------------------------------------------------------------------------
 @dataclass
 class Sample:
@@ -325,14 +522,14 @@ class Sample:
 def measure_app(
     server: Server, scenarios: list[Scenario], rnd: int, duration: float, warmup: float
 ) -> Iterator[Sample]:
-    running = Running(server, scenarios[0].app)
+    running = Running(server, scenarios[0].app, protocol=scenarios[0].protocol, post=scenarios[0].body > 0)
     try:
         for sc in scenarios:
             if warmup:
-                wrk(running.port, sc, warmup)
+                load(running.port, sc, warmup)
             rss_warm = rss_kib(running.proc.pid)
             cpu0 = cpu_seconds(running.proc.pid)
-            res = wrk(running.port, sc, duration)
+            res = load(running.port, sc, duration)
             cpu = cpu_seconds(running.proc.pid) - cpu0
             time.sleep(0.1)
             yield Sample(
@@ -347,7 +544,7 @@ def measure_app(
                 running.rss_idle,
                 rss_kib(running.proc.pid),
                 running.startup,
-                {"rss_warm_kib": rss_warm},
+                {"rss_warm_kib": rss_warm, **({"h2load": res["h2load"]} if "h2load" in res else {})},
             )
     finally:
         running.stop()
@@ -359,6 +556,8 @@ def rotated(items: list[Any], k: int) -> list[Any]:
 
 
 def runs(server: Server, scenario: Scenario) -> bool:
+    if scenario.protocol not in server.protocols:
+        return False
     if server.name == "ceiling":
         return scenario.ceiling
     if server.name == "asgi-ceiling":
@@ -367,24 +566,43 @@ def runs(server: Server, scenario: Scenario) -> bool:
 
 
 def run_rounds(
-    servers: list[Server], scenarios: list[Scenario], rounds: int, duration: float, warmup: float
+    servers: list[Server],
+    scenarios: list[Scenario],
+    rounds: int,
+    duration: float,
+    warmup: float,
+    failures: list[dict[str, Any]] | None = None,
 ) -> list[Sample]:
     samples: list[Sample] = []
-    apps: dict[str, list[Scenario]] = {}
+    # One server start per app and protocol (an h2c start waits for an HTTP/2 answer).
+    apps: dict[tuple[str, str], list[Scenario]] = {}
     for sc in scenarios:
-        apps.setdefault(sc.app, []).append(sc)
+        apps.setdefault((sc.app, sc.protocol), []).append(sc)
     for rnd in range(rounds):
-        for app, group in apps.items():
+        for (app, _), group in apps.items():
             for server in rotated(servers, rnd):
                 todo = [sc for sc in group if runs(server, sc)]
                 if not todo:
                     continue
                 t0 = time.perf_counter()
+                done = len(samples)
                 try:
                     for sample in measure_app(server, todo, rnd, duration, warmup):
                         samples.append(sample)
                 except (RuntimeError, subprocess.TimeoutExpired) as exc:
-                    print(f"  ! {server.name} {app}: {exc}", file=sys.stderr, flush=True)
+                    print(f"  ! {server.name} {app}: {str(exc)[-600:]}", file=sys.stderr, flush=True)
+                    measured = {s.scenario for s in samples[done:]}
+                    if failures is not None:
+                        failures += [
+                            {
+                                "server": server.name,
+                                "scenario": sc.name,
+                                "round": rnd,
+                                "error": str(exc)[-800:],
+                            }
+                            for sc in todo
+                            if sc.name not in measured
+                        ]
                     continue
                 line = ", ".join(f"{s.scenario} {s.rps:,.0f}/s" for s in samples[-len(todo) :])
                 print(
@@ -427,6 +645,8 @@ def versions() -> dict[str, str]:
         "uvicorn",
         "httptools",
         "h11",
+        "zttp",
+        "h2",
         "uvloop",
         "hypercorn",
         "granian",
@@ -452,13 +672,18 @@ def machine() -> dict[str, str]:
             model = line.split(":", 1)[1].strip()
             break
     wrk_version = subprocess.run(["wrk", "-v"], capture_output=True, text=True).stdout.split("\n")[0].strip()
-    return {
+    found = {
         "nproc": str(os.cpu_count()),
         "cpu": model,
         "python": platform.python_version(),
+        "python_executable": sys.executable,
         "kernel": platform.release(),
         "wrk": wrk_version,
     }
+    if shutil.which("h2load"):
+        h2load_version = subprocess.run(["h2load", "--version"], capture_output=True, text=True).stdout
+        found["h2load"] = h2load_version.split("\n")[0].strip()
+    return found
 
 
 def median(values: list[float]) -> float:
@@ -471,7 +696,10 @@ def summarise(samples: list[Sample]) -> dict[str, dict[str, dict[str, Any]]]:
     by_key: dict[tuple[str, str], list[Sample]] = {}
     for s in samples:
         by_key.setdefault((s.scenario, s.server), []).append(s)
-    base_by_round = {(s.scenario, s.round): s for s in samples if s.server == BASELINE}
+    baselines = {sc.name: sc.baseline for sc in SCENARIOS}
+    base_by_round = {
+        (s.scenario, s.round): s for s in samples if s.server == baselines.get(s.scenario, BASELINE)
+    }
     for (scenario, server), group in by_key.items():
         rps = [s.rps for s in group]
         ratios: dict[str, list[float]] = {"rps": [], "p50": [], "p99": [], "rss": [], "cpu": []}
@@ -542,14 +770,28 @@ def markdown(
         "idle (after the first response) and after the load.",
         "",
     ]
+    h2_commands = meta.get("load_commands", {})
+    if any(sc.protocol == H2C and sc.name in table for sc in SCENARIOS):
+        lines += [
+            f"**HTTP/2 scenarios** (`h2-*`): cleartext HTTP/2 with prior knowledge (h2c) on loopback, loaded by "
+            f"{meta['machine'].get('h2load', 'h2load')} (1 thread, pinned to CPU {CLIENT_CPU}) against servers on "
+            f"Python {meta['machine']['python']} ({meta['machine'].get('python_executable', '-')}); every "
+            "measurement checked that h2load negotiated h2c. **Their ratios are to uvicorn with `--http zttp "
+            "--http2`** in the same round (uvicorn's httptools protocol has no HTTP/2). req/s and the request "
+            "count are h2load's (succeeded requests); p50/p99 come from its per-request log; errors are failed, "
+            "errored, timed-out and non-2xx requests.",
+            "",
+        ]
     for sc in SCENARIOS:
         rows = table.get(sc.name)
         if not rows:
             continue
+        versus = "vs uvicorn h2" if sc.protocol == H2C else "vs uvicorn"
+        lines += [f"## {sc.label}", ""]
+        if sc.name in h2_commands:
+            lines += [f"`{h2_commands[sc.name]}`", ""]
         lines += [
-            f"## {sc.label}",
-            "",
-            "| server | req/s (median) | spread | vs uvicorn | p50 ms | p99 ms | p99 vs uvicorn | CPU µs/req "
+            f"| server | req/s (median) | spread | {versus} | p50 ms | p99 ms | p99 {versus} | CPU µs/req "
             "| RSS idle MiB | RSS after MiB | start-up ms | errors |",
             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
         ]
@@ -563,6 +805,22 @@ def markdown(
                 f"| {fmt_ratio(row, 'ratio_p99')} | {row['cpu_us_per_req']:.1f} | {row['rss_idle_mib']:.1f} "
                 f"| {row['rss_after_mib']:.1f} | {row['startup_ms']:.0f} | {row['errors']} |"
             )
+        lines.append("")
+    failures = meta.get("failures", [])
+    if failures:
+        lines += [
+            "## Failed (no figure for these)",
+            "",
+            "| server | scenario | rounds | error |",
+            "|---|---|---|---|",
+        ]
+        grouped: dict[tuple[str, str], list[dict[str, Any]]] = {}
+        for f in failures:
+            grouped.setdefault((f["server"], f["scenario"]), []).append(f)
+        for (server_name, scenario), group in grouped.items():
+            error = " ".join(group[-1]["error"].split())[:200].replace("|", "/")
+            rounds = ", ".join(str(f["round"] + 1) for f in group)
+            lines.append(f"| {labels.get(server_name, server_name)} | {scenario} | {rounds} | {error} |")
         lines.append("")
     if scaling:
         lines += [
@@ -602,7 +860,7 @@ def chart(table: dict[str, dict[str, dict[str, Any]]], path: Path) -> None:
     ax.axhline(1.0, color="grey", linewidth=0.8, linestyle="--")
     ax.set_xticks(range(len(scenarios)))
     ax.set_xticklabels([sc.label.replace(", ", "\n", 1) for sc in scenarios], fontsize=8)
-    ax.set_ylabel("requests/s relative to uvicorn (httptools+uvloop), same round")
+    ax.set_ylabel("req/s relative to uvicorn (httptools+uvloop;\nh2-*: zttp --http2), same round")
     ax.set_title("Throughput relative to uvicorn, one worker pinned to one CPU (higher is better)")
     ax.legend(fontsize=8, ncols=2)
     fig.tight_layout()
@@ -681,11 +939,31 @@ def main() -> None:
             ),
         )
         servers.insert(1, SERVERS[1])
+        h2 = next(s for s in SERVERS if s.name == "hatchway-h2")
+        if h2 in servers:  # and its HTTP/2 from the same directory
+            h2_base = Server(
+                "hatchway-h2-base",
+                f"hatchway (--http2, {args.baseline_src})",
+                h2.argv,
+                (("PYTHONPATH", src),),
+                h2.protocols,
+            )
+            SERVERS.insert(SERVERS.index(h2) + 1, h2_base)
+            servers.insert(servers.index(h2) + 1, h2_base)
     if BASELINE not in [s.name for s in servers]:
         servers.insert(0, next(s for s in SERVERS if s.name == BASELINE))
     scenarios = [s for s in SCENARIOS if not args.scenarios or s.name in args.scenarios.split(",")]
+    if any(sc.protocol == H2C for sc in scenarios):
+        if shutil.which("h2load") is None:
+            print(
+                "h2load is not installed (apt-get install -y nghttp2-client): no h2-* scenarios", flush=True
+            )
+            scenarios = [sc for sc in scenarios if sc.protocol != H2C]
+        elif H2_BASELINE not in [s.name for s in servers]:
+            servers.insert(1, next(s for s in SERVERS if s.name == H2_BASELINE))
     t0 = time.perf_counter()
-    samples = run_rounds(servers, scenarios, rounds, duration, warmup)
+    failures: list[dict[str, Any]] = []
+    samples = run_rounds(servers, scenarios, rounds, duration, warmup, failures)
     scaling = run_scaling(duration, warmup, rounds) if args.workers_scaling else []
     table = summarise(samples)
     meta = {
@@ -698,6 +976,8 @@ def main() -> None:
         "versions": versions(),
         "elapsed_s": round(time.perf_counter() - t0, 1),
         "output": args.output,
+        "load_commands": {sc.name: h2load_command(sc, duration) for sc in scenarios if sc.protocol == H2C},
+        "failures": failures,
     }
     RESULTS.mkdir(exist_ok=True)
     raw = {"meta": meta, "summary": table, "samples": [s.__dict__ for s in samples], "scaling": scaling}
