@@ -17,7 +17,9 @@ import h2.events
 import h2.exceptions
 import h2.frame_buffer
 import h2.settings
-from hyperframe.frame import ContinuationFrame, Frame
+import hpack.exceptions
+from hyperframe.exceptions import InvalidDataError
+from hyperframe.frame import ContinuationFrame, Frame, GoAwayFrame
 
 from hatchway._http.events import RequestHead, split_target
 from hatchway._http.h2_stream import H2Cycle, H2Stream, Headers, h2_scope_extensions
@@ -54,6 +56,19 @@ class _BoundedFrameBuffer(h2.frame_buffer.FrameBuffer):
         if not self._headers_buffer:
             self._block_bytes = 0
         return result
+
+
+def _error_code(exc: h2.exceptions.ProtocolError) -> int:
+    """The RFC 9113 error code for what h2 refused; h2 says PROTOCOL_ERROR for some the RFC names otherwise."""
+    cause = exc.__cause__
+    if isinstance(cause, hpack.exceptions.HPACKError) and not isinstance(
+        cause, hpack.exceptions.OversizedHeaderListError
+    ):
+        return h2.errors.ErrorCodes.COMPRESSION_ERROR  # RFC 9113 4.3: a header block that cannot be decoded
+    if isinstance(cause, InvalidDataError) and "must not have payload" in str(cause):
+        # RFC 9113 6.5: a SETTINGS acknowledgement with a payload is a FRAME_SIZE_ERROR.
+        return h2.errors.ErrorCodes.FRAME_SIZE_ERROR
+    return int(getattr(exc, "error_code", h2.errors.ErrorCodes.PROTOCOL_ERROR))
 
 
 class _Budget:
@@ -119,6 +134,7 @@ class H2Connection:
         self._pending_trailers: dict[int, Headers] = {}
         self._blocked: dict[int, H2Stream] = {}  # streams with bytes waiting for a window
         self._idle: asyncio.TimerHandle | None = None
+        self._settings_seen = False
 
     # -- start --------------------------------------------------------------------------------------------
     def start(self, data: bytes) -> None:
@@ -146,7 +162,7 @@ class H2Connection:
         try:
             events = self.h2.receive_data(data)
         except h2.exceptions.ProtocolError as exc:
-            code = getattr(exc, "error_code", h2.errors.ErrorCodes.PROTOCOL_ERROR)
+            code = _error_code(exc)
             logger.debug("HTTP/2 protocol error from %s: %s", self.proto.peer_text(), exc)
             self.terminate(code)
             return
@@ -162,6 +178,12 @@ class H2Connection:
 
     def _on_event(self, event: Any) -> None:
         cls = event.__class__
+        if not self._settings_seen:
+            # RFC 9113 3.4: the client's preface is the magic octets and then a SETTINGS frame.
+            if cls is not h2.events.RemoteSettingsChanged:
+                self.terminate(h2.errors.ErrorCodes.PROTOCOL_ERROR)
+                return
+            self._settings_seen = True
         if cls is h2.events.RequestReceived:
             self._on_request(event.stream_id, event.headers, event.stream_ended is not None)
         elif cls is h2.events.DataReceived:
@@ -409,11 +431,15 @@ class H2Connection:
         """A connection error: GOAWAY with ``code``, then close."""
         if self.closed:
             return
-        try:
-            self.h2.close_connection(error_code=code)
-        except h2.exceptions.ProtocolError:
-            pass
-        self.flush()
+        out = self.h2.data_to_send()
+        if out[-17:-14] == b"\x00\x00\x08" and out[-14:-13] == b"\x07":
+            # h2 queued its own GOAWAY when it raised; ours carries the code RFC 9113 names (_error_code).
+            out = out[:-17]
+        goaway = GoAwayFrame(0)
+        goaway.last_stream_id = self.h2.highest_inbound_stream_id
+        goaway.error_code = code
+        if not self.proto.closed:
+            self.transport.write(out + goaway.serialize())
         self.close()
 
     def shutdown(self) -> None:
@@ -421,11 +447,17 @@ class H2Connection:
         if self.closed or self.goaway_sent:
             return
         self.goaway_sent = True
-        try:
-            self.h2.close_connection(error_code=h2.errors.ErrorCodes.NO_ERROR)
-        except h2.exceptions.ProtocolError:
-            pass
+        # Written by hand, not through h2.close_connection: h2 would then treat any frame the client still
+        # sends for the streams in flight as an error, and those streams must complete (RFC 9113 6.8). New
+        # streams are refused in _on_request.
         self.flush()
+        goaway = GoAwayFrame(0)
+        goaway.last_stream_id = self.h2.highest_inbound_stream_id
+        goaway.error_code = h2.errors.ErrorCodes.NO_ERROR
+        if not self.proto.closed:
+            self.transport.write(goaway.serialize())
+        if not self.streams:
+            self.close()
 
     def close(self) -> None:
         if not self.closed:
