@@ -219,7 +219,7 @@ def test_host_and_port_match_urlsplit() -> None:
 
 
 def test_helper_configs_are_validated_once_but_built_afresh(monkeypatch: pytest.MonkeyPatch) -> None:
-    from hatchway._config import validated_config
+    from hatchway._config_cache import validated_config
 
     app = HelloApp()
     options = {"host": "127.0.0.1", "port": 0, "log_config": None, "workers": 1, "reload_dirs": "src"}

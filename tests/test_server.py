@@ -87,10 +87,10 @@ def test_zttp_is_served_as_auto_with_one_warning(
     caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # uvicorn's --http zttp starts hatchway's own implementations: the codec "auto" picks, one warning a process.
-    import hatchway._server
+    import hatchway._startup
     from hatchway._http.protocol import make_codec_factory
 
-    monkeypatch.setattr(hatchway._server, "_zttp_notice_given", False)
+    monkeypatch.setattr(hatchway._startup, "_zttp_notice_given", False)
     expected = type(make_codec_factory(Config(hello))()).__name__
     for _ in range(2):
         with serve_in_thread(hello, http="zttp") as server, httpx.Client(timeout=5 * UNIT) as client:

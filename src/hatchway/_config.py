@@ -11,7 +11,6 @@ from __future__ import annotations
 import copy
 import dataclasses
 import functools
-import logging
 import os
 import socket
 import ssl
@@ -34,6 +33,7 @@ from hatchway._options import (
     WS_CHOICES,
     OptionInfo,
     as_list,
+    load_env_file,
     option,
     read_options,
     split_header,
@@ -381,7 +381,7 @@ class Config:
     def __post_init__(self) -> None:
         # The env file comes first, as in uvicorn: it may set WEB_CONCURRENCY or FORWARDED_ALLOW_IPS, which
         # the checks and defaults below read. Values already in the environment win (python-dotenv's rule).
-        problems: list[Problem] = _load_env_file(self.env_file)
+        problems: list[Problem] = load_env_file(self.env_file)
         for check in CHECKS:
             problems.extend(check(self))
         if problems:
@@ -455,35 +455,6 @@ class Config:
         return loop_factory(self.loop)
 
 
-def _load_env_file(env_file: str | os.PathLike[str] | None) -> list[Problem]:
-    if env_file is None:
-        return []
-    if not isinstance(env_file, (str, os.PathLike)):
-        return [Problem("env_file", f"expected a path to a .env file, got {env_file!r}", "HW101")]
-    if not os.path.isfile(env_file):
-        return [
-            Problem(
-                "env_file",
-                f"expected an existing file, got {os.fspath(env_file)!r} (not found from {os.getcwd()})",
-                "HW101",
-            )
-        ]
-    try:
-        from dotenv import load_dotenv
-    except ImportError:
-        return [
-            Problem(
-                "env_file",
-                "reading an env file needs python-dotenv",
-                "HW105",
-                "pip install 'hatchway[standard]'",
-            )
-        ]
-    logging.getLogger("hatchway.error").info("Loading environment from '%s'", os.fspath(env_file))
-    load_dotenv(dotenv_path=env_file)
-    return []
-
-
 #: Every option, in declaration order. The CLI, docs and checker read this; nothing else lists names.
 OPTIONS: tuple[OptionInfo, ...] = read_options(Config)
 OPTION_NAMES: frozenset[str] = frozenset(o.name for o in OPTIONS)
@@ -500,67 +471,6 @@ def _unknown_keywords(kwargs: Mapping[str, Any]) -> list[Problem]:
         hint = f"did you mean {near!r}?" if near else "see `hatchway --help` for the options"
         problems.append(Problem(name, "unknown option", "HW100", hint))
     return problems
-
-
-# -- memoised validation ------------------------------------------------------------------------------------
-# Tools that build the same Config again and again (a test suite starting a background server per test, the
-# background helper's start/stop cycle) pay for the checks once per distinct set of options. Only plain values
-# take part: options that are objects (a loop factory, a logging dict, callbacks) or have side effects
-# (env_file) always go through full validation.
-_PLAIN_TYPES = (type(None), bool, int, float, str)
-_VALIDATED: dict[tuple[Any, ...], tuple[dict[str, Any], tuple[str, ...]]] = {}
-_VALIDATED_MAX = 32
-
-
-def _validation_key(app: Any, options: Mapping[str, Any]) -> tuple[Any, ...] | None:
-    if isinstance(app, str):
-        kind: tuple[Any, ...] = ("str", app)  # its format is checked
-    elif callable(app):
-        kind = ("callable",)  # the only check on an app object
-    else:
-        return None
-    if options.get("env_file") is not None:
-        return None
-    items = []
-    for name, value in options.items():
-        if type(value) not in _PLAIN_TYPES:
-            return None
-        items.append((name, type(value), value))  # the type too: True == 1, but port=True is refused
-    items.sort()  # names are unique: only they are compared
-    # What validation and normalisation read from the environment.
-    env = (os.environ.get("WEB_CONCURRENCY"), os.environ.get("FORWARDED_ALLOW_IPS"))
-    return (kind, tuple(items), env)
-
-
-def validated_config(app: Any, options: Mapping[str, Any]) -> Config:
-    """``Config(app, **options)``; validated once per distinct plain ``options`` (and app kind), then copied.
-
-    Every call returns a new Config, equal to what ``Config(app, **options)`` builds; errors are raised
-    exactly as it raises them, since only Configs that passed validation are remembered.
-    """
-    key = _validation_key(app, options)
-    known = _VALIDATED.get(key) if key is not None else None
-    if known is None:
-        config = Config(app, **options)
-        if key is not None:
-            values = {k: v for k, v in config.__dict__.items() if k != "app"}
-            if all(type(v) in _PLAIN_TYPES or _is_plain_list(v) for v in values.values()):
-                if len(_VALIDATED) >= _VALIDATED_MAX:
-                    _VALIDATED.pop(next(iter(_VALIDATED)))
-                _VALIDATED[key] = (values, tuple(k for k, v in values.items() if type(v) is list))
-        return config
-    values, lists = known
-    config = object.__new__(Config)
-    state = config.__dict__
-    state["app"] = app
-    state.update(values)
-    for name in lists:  # each Config has lists of its own
-        state[name] = list(state[name])
-    return config
-
-
-def _is_plain_list(value: Any) -> bool:
-    return type(value) is list and all(type(v) in _PLAIN_TYPES for v in value)
 
 
 _generated_init = Config.__init__

@@ -1,12 +1,15 @@
-"""How an option is declared (``option()``, what the CLI, docs and checker read) and the values it is checked against."""
+"""Declaring an option (``option()``, read by the CLI, docs and checker), its value sets, and the environment it reads."""
 
 from __future__ import annotations
 
 import dataclasses
+import logging
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
+
+from hatchway._errors import Problem
 
 LOG_FORMATS = ("text", "json")
 # "zttp" is uvicorn's name for its zttp package; hatchway serves it as "auto", with a warning at start-up.
@@ -162,3 +165,33 @@ def read_options(cls: type) -> tuple[OptionInfo, ...]:
             )
         )
     return tuple(infos)
+
+
+def load_env_file(env_file: str | os.PathLike[str] | None) -> list[Problem]:
+    """Load ``env_file`` into the environment (values already set win); what is wrong with it, if anything."""
+    if env_file is None:
+        return []
+    if not isinstance(env_file, (str, os.PathLike)):
+        return [Problem("env_file", f"expected a path to a .env file, got {env_file!r}", "HW101")]
+    if not os.path.isfile(env_file):
+        return [
+            Problem(
+                "env_file",
+                f"expected an existing file, got {os.fspath(env_file)!r} (not found from {os.getcwd()})",
+                "HW101",
+            )
+        ]
+    try:
+        from dotenv import load_dotenv  # optional: the 'standard' extra
+    except ImportError:
+        return [
+            Problem(
+                "env_file",
+                "reading an env file needs python-dotenv",
+                "HW105",
+                "pip install 'hatchway[standard]'",
+            )
+        ]
+    logging.getLogger("hatchway.error").info("Loading environment from '%s'", os.fspath(env_file))
+    load_dotenv(dotenv_path=env_file)
+    return []

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import copy
-import functools
 import logging
 import os
 import random
@@ -13,7 +11,6 @@ import signal
 import socket
 import ssl
 import threading
-import weakref
 from collections.abc import Callable, Sequence
 from types import FrameType
 from typing import Any
@@ -23,87 +20,17 @@ from hatchway._config import Config
 from hatchway._errors import HatchwayError, ServerStateError, StartupError, for_caller
 from hatchway._health import HealthApp
 from hatchway._http import protocol as http_protocol
-from hatchway._http.protocol import HttpProtocol, make_codec_factory
 from hatchway._lifespan import Lifespan
 from hatchway._logs import configure_logging, logger
 from hatchway._loop import loop_factory, run_coroutine
 from hatchway._observe import start_observing
-from hatchway._proxy import TrustedProxies
-from hatchway._proxy_gate import ProxyProtocolGate
+from hatchway._signals import install_signal_handlers as handle_signals
+from hatchway._signals import not_serving, serving
 from hatchway._sockets import bind_sockets, describe, forget_serving, note_serving
+from hatchway._startup import connection_factory, implementation_notices
 from hatchway._state import ServerState
 from hatchway._tls import ssl_context
 from hatchway._version import __version__
-
-_HANDLED_SIGNALS = (signal.SIGINT, signal.SIGTERM)
-_live_servers: weakref.WeakSet[Server] = weakref.WeakSet()
-_exit_hook_installed = False
-_zttp_notice_given = False
-
-
-def http_implementation_notice(config: Config) -> None:
-    """Warn once per process when ``http`` names uvicorn's zttp, which hatchway serves as ``auto``.
-
-    ``--http zttp`` is a valid uvicorn setting, so a drop-in replacement accepts it rather than refusing to start
-    (as ``ws="wsproto"``, ``_ws.protocol.ws_implementation_notice``); the warning says what serves the connections.
-    """
-    global _zttp_notice_given
-    if config.http == "zttp" and not _zttp_notice_given:
-        _zttp_notice_given = True
-        logger.warning(
-            "http='zttp' is served by hatchway's own HTTP/1.1 (httptools) and HTTP/2 implementations."
-        )
-
-
-def served_config(config: Config) -> Config:
-    """The Config the connections see: ``http="zttp"`` served as ``"auto"``, everything else as given.
-
-    ``Server.config`` keeps the caller's value (workers and the reloader pass it on, and each child warns).
-    A copy, not ``replace()``: nothing is validated again (nor an env file read twice).
-    """
-    if config.http != "zttp":
-        return config
-    served = copy.copy(config)
-    object.__setattr__(served, "http", "auto")
-    return served
-
-
-@functools.lru_cache(maxsize=32)
-def _trusted_proxies(items: tuple[str, ...]) -> TrustedProxies:
-    # Parsed once per list (ipaddress is slow to start with), and its lookup cache stays warm across servers;
-    # TrustedProxies holds nothing else, so servers with the same list may share one.
-    return TrustedProxies(items)
-
-
-def _stop_servers_at_exit() -> None:
-    # Runs when the main thread ends, before non-daemon threads are joined: a server in a thread must
-    # not keep the process alive.
-    for server in list(_live_servers):
-        server.stop()
-
-
-def _install_exit_hook() -> None:
-    global _exit_hook_installed
-    if _exit_hook_installed:
-        return
-    register = getattr(threading, "_register_atexit", None)
-    if register is not None:
-        with contextlib.suppress(RuntimeError):
-            register(_stop_servers_at_exit)
-            _exit_hook_installed = True
-
-
-def _proxy_protocol_factory(
-    config: Config, state: ServerState, make_http: Callable[[], Any], loop: asyncio.AbstractEventLoop
-) -> Callable[[], asyncio.Protocol]:
-    # The PROXY header's trust does not depend on proxy_headers: only forwarded_allow_ips.
-    trusted = _trusted_proxies(tuple(config.trusted_proxies))
-    mode, timeout = config.proxy_protocol, config.timeout_request_header
-
-    def factory() -> asyncio.Protocol:
-        return ProxyProtocolGate(mode, trusted, state, timeout, make_http, loop)
-
-    return factory
 
 
 class Server:
@@ -311,10 +238,8 @@ class Server:
         self._loop = asyncio.get_running_loop()
         if self._should_exit:  # stop() came before serve(): start, then stop at once, as uvicorn does
             self._stop_event.set()
-        _live_servers.add(self)
-        if threading.current_thread() is not threading.main_thread():
-            _install_exit_hook()
-        restore = self._install_signal_handlers() if install_signal_handlers else None
+        serving(self)
+        restore = handle_signals(self._on_signal) if install_signal_handlers else None
         lifespan: Lifespan | None = None
         try:
             configure_logging(self.config)
@@ -340,7 +265,7 @@ class Server:
                 self._loop = None
             self._settle_start(False)
             self.force_exit = False
-            _live_servers.discard(self)
+            not_serving(self)
             self.finished.set()
 
     async def _startup(self, sockets: Sequence[socket.socket] | None) -> Lifespan:
@@ -365,12 +290,7 @@ class Server:
                 random.randint(0, config.limit_max_requests_jitter) if config.limit_max_requests_jitter else 0
             )
             state.request_limit = config.limit_max_requests + jitter
-        http_implementation_notice(config)
-        if config.ws == "wsproto":
-            # The WebSocket layer (and the websockets library) loads with the first upgrade, or here.
-            from hatchway._ws.protocol import ws_implementation_notice
-
-            ws_implementation_notice(config)
+        implementation_notices(config)
         state.asgi_version = asgi_version(self._app)
         lifespan = Lifespan(
             self._app,
@@ -395,18 +315,10 @@ class Server:
     ) -> None:
         config = self.config
         loop = asyncio.get_running_loop()
-        trusted = _trusted_proxies(tuple(config.trusted_proxies)) if config.proxy_headers else None
-        served = served_config(config)
-        codec_factory = make_codec_factory(served)
         app = self._app
         if config.ready_path is not None or config.live_path is not None:
             app = self._health = HealthApp(app, config.ready_path, config.live_path, config.root_path)
-
-        def factory() -> asyncio.Protocol:
-            return HttpProtocol(served, state, app, codec_factory, trusted, loop)
-
-        if config.proxy_protocol != "off":
-            factory = _proxy_protocol_factory(config, state, factory, loop)
+        factory = connection_factory(config, state, app, loop)
 
         announce = sockets is None
         owned = list(sockets) if sockets is not None else bind_sockets(config)
@@ -523,30 +435,6 @@ class Server:
             await callback()
 
     # -- signals --------------------------------------------------------------------------------------
-    def _install_signal_handlers(self) -> Callable[[], None] | None:
-        loop = asyncio.get_running_loop()
-        if threading.current_thread() is not threading.main_thread():
-            return None
-        installed: dict[signal.Signals, Any] = {}
-        try:
-            for sig in _HANDLED_SIGNALS:
-                previous = signal.getsignal(sig)
-                loop.add_signal_handler(sig, functools.partial(self._on_signal, sig))
-                installed[sig] = previous
-        except (NotImplementedError, RuntimeError):  # pragma: no cover - Windows
-            pass
-
-        def restore() -> None:
-            # remove_signal_handler() resets to the default action; put back what the program had before.
-            for sig, previous in installed.items():
-                with contextlib.suppress(Exception):
-                    loop.remove_signal_handler(sig)
-                if previous is not None:
-                    with contextlib.suppress(Exception):
-                        signal.signal(sig, previous)
-
-        return restore
-
     def _on_signal(self, sig: signal.Signals) -> None:
         self._signal_count += 1
         if self._drain_timer is not None:

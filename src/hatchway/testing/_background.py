@@ -19,7 +19,7 @@ from collections.abc import AsyncIterator, Iterator
 from typing import TYPE_CHECKING, Any
 
 from hatchway import Config, Server, ServerStateError
-from hatchway._config import validated_config
+from hatchway._config_cache import validated_config
 from hatchway._loop import close_loop, finish_loop
 
 if TYPE_CHECKING:
