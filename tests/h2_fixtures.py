@@ -217,5 +217,11 @@ def h2_server(log_dir: Path, **options: Any) -> Iterator[H2Server]:
     elif SERVER_KIND == "hatchway":
         with hatchway_server(**options) as server:
             yield server
+    elif SERVER_KIND == "hatchway-zttp":
+        # hatchway's zttp backend (--http zttp --http2): zttp's own fixed settings, see docs/http2.md.
+        with hatchway_server(http="zttp", **options) as server:
+            yield server
     else:
-        raise RuntimeError(f"H2_CONFORMANCE_SERVER={SERVER_KIND!r}: expected 'hatchway' or 'hypercorn'")
+        raise RuntimeError(
+            f"H2_CONFORMANCE_SERVER={SERVER_KIND!r}: expected 'hatchway', 'hatchway-zttp' or 'hypercorn'"
+        )

@@ -443,8 +443,7 @@ CASES: list[WireCase] = [
     WireCase(
         "h2c-offer-with-body-is-a-body",
         b"POST / HTTP/1.1\r\nHost: a\r\nConnection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\n"
-        b"HTTP2-Settings: AAMAAABkAAQAoAAAAAIAAAAA\r\nContent-Length: %d\r\n\r\n" % len(SMUGGLED)
-        + SMUGGLED,
+        b"HTTP2-Settings: AAMAAABkAAQAoAAAAAIAAAAA\r\nContent-Length: %d\r\n\r\n" % len(SMUGGLED) + SMUGGLED,
         [P, body(SMUGGLED), END],
         split=True,
     ),

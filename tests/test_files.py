@@ -532,7 +532,7 @@ def test_many_concurrent_clients(tree: Path, loop: str) -> None:
     assert not any(thread.is_alive() for thread in threads)
 
 
-def test_scope_offers_both_extensions(tree: Path) -> None:
+def test_scope_offers_both_file_extensions(tree: Path) -> None:
     seen: list[dict[str, Any]] = []
 
     async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
@@ -543,7 +543,10 @@ def test_scope_offers_both_extensions(tree: Path) -> None:
 
     with hatchway.background(app) as server:
         httpx.get(server.url, timeout=5 * UNIT)
-    assert seen == [{"http.response.pathsend": {}, "http.response.zerocopysend": {}}]
+    # (and response trailers, tests/test_http2.py)
+    assert seen == [
+        {"http.response.pathsend": {}, "http.response.zerocopysend": {}, "http.response.trailers": {}}
+    ]
 
 
 def test_access_log_counts_the_file_bytes(tree: Path) -> None:

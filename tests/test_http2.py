@@ -81,9 +81,18 @@ def seen_by_curl(*args: str) -> tuple[dict[str, Any], str]:
 needs_curl = pytest.mark.skipif(CURL is None, reason="curl is not installed")
 
 
+@pytest.fixture(params=["h2", "zttp"])
+def backend(request: pytest.FixtureRequest) -> dict[str, Any]:
+    """The server options for each HTTP/2 backend: h2 (the default) and zttp (``--http zttp --http2``)."""
+    if request.param == "zttp":
+        pytest.importorskip("zttp")
+        return {"http2": True, "http": "zttp"}
+    return {"http2": True}
+
+
 @needs_curl
-def test_h2c_prior_knowledge_scope_is_complete() -> None:
-    with background(echo_scope, http2=True, root_path="/api") as server:
+def test_h2c_prior_knowledge_scope_is_complete(backend: dict[str, Any]) -> None:
+    with background(echo_scope, **backend, root_path="/api") as server:
         seen, version = seen_by_curl("--http2-prior-knowledge", f"{server.url}/a%20b/c?x=1&y=2")
     assert version == "2"
     assert seen["http_version"] == "2"
@@ -102,8 +111,8 @@ def test_h2c_prior_knowledge_scope_is_complete() -> None:
 
 
 @needs_curl
-def test_http1_clients_keep_working_on_an_http2_port() -> None:
-    with background(echo_scope, http2=True) as server:
+def test_http1_clients_keep_working_on_an_http2_port(backend: dict[str, Any]) -> None:
+    with background(echo_scope, **backend) as server:
         seen, version = seen_by_curl("--http1.1", f"{server.url}/one")
         assert (seen["http_version"], version) == ("1.1", "1.1")
         seen, version = seen_by_curl("--http1.1", "-d", "x=1", f"{server.url}/one")
@@ -111,8 +120,8 @@ def test_http1_clients_keep_working_on_an_http2_port() -> None:
 
 
 @needs_curl
-def test_upgrade_h2c_serves_the_request_over_http2() -> None:
-    with background(echo_scope, http2=True) as server:
+def test_upgrade_h2c_serves_the_request_over_http2(backend: dict[str, Any]) -> None:
+    with background(echo_scope, **backend) as server:
         result = curl("-v", "--http2", f"{server.url}/up?q=1")
     assert result.returncode == 0, result.stderr
     assert "HTTP/1.1 101 Switching Protocols" in result.stderr
@@ -143,9 +152,11 @@ def test_http2_flag_off_means_http1_only() -> None:
 
 
 @needs_curl
-def test_https_alpn_negotiates_h2_and_falls_back_to_http1(certificates: Certificates) -> None:
+def test_https_alpn_negotiates_h2_and_falls_back_to_http1(
+    certificates: Certificates, backend: dict[str, Any]
+) -> None:
     tls = {"ssl_certfile": certificates.certfile, "ssl_keyfile": certificates.keyfile}
-    with background(echo_scope, http2=True, **tls) as server:
+    with background(echo_scope, **backend, **tls) as server:
         assert server.url.startswith("https://")
         seen, version = seen_by_curl("--cacert", certificates.ca_certfile, f"{server.url}/tls")
         assert (seen["http_version"], seen["scheme"], version) == ("2", "https", "2")
@@ -157,11 +168,13 @@ def test_https_alpn_negotiates_h2_and_falls_back_to_http1(certificates: Certific
         assert (seen["http_version"], version) == ("1.1", "1.1")
 
 
-def test_httpx_http2_over_tls_many_requests_and_bodies(certificates: Certificates) -> None:
+def test_httpx_http2_over_tls_many_requests_and_bodies(
+    certificates: Certificates, backend: dict[str, Any]
+) -> None:
     tls = {"ssl_certfile": certificates.certfile, "ssl_keyfile": certificates.keyfile}
     big = b"x" * 300_000  # larger than the stream and connection windows: flow control must open them
     with (
-        background(echo_scope, http2=True, **tls) as server,
+        background(echo_scope, **backend, **tls) as server,
         httpx.Client(http2=True, verify=certificates.client_context(), timeout=10 * UNIT) as client,
     ):
         for i in range(20):
@@ -175,15 +188,23 @@ def test_httpx_http2_over_tls_many_requests_and_bodies(certificates: Certificate
 
 
 async def _concurrent_streams(url: str, count: int) -> list[httpx.Response]:
-    async with httpx.AsyncClient(http2=True, timeout=10 * UNIT) as client:
-        # httpx needs one request to learn the connection speaks HTTP/2 before it multiplexes.
-        await client.get(url + "/first")
+    # http1=False: HTTP/2 with prior knowledge on a plain URL.
+    async with httpx.AsyncClient(http1=False, http2=True, timeout=10 * UNIT) as client:
         return await asyncio.gather(*(client.get(f"{url}/s/{i}") for i in range(count)))
 
 
+def test_many_concurrent_streams_on_one_connection(backend: dict[str, Any]) -> None:
+    with background(echo_scope, **backend) as server:
+        responses = asyncio.run(_concurrent_streams(server.url, 60))
+    assert [r.http_version for r in responses] == ["HTTP/2"] * 60
+    assert [r.json()["path"] for r in responses] == [f"/s/{i}" for i in range(60)]
+    # One connection carried them all.
+    assert len({r.json()["client"][1] for r in responses}) == 1
+
+
 @pytest.mark.skipif(NGHTTP is None, reason="nghttp is not installed")
-def test_nghttp_multiplexes_streams() -> None:
-    with background(echo_scope, http2=True) as server:
+def test_nghttp_multiplexes_streams(backend: dict[str, Any]) -> None:
+    with background(echo_scope, **backend) as server:
         urls = [f"{server.url}/m/{i}" for i in range(10)]
         assert NGHTTP is not None
         result = subprocess.run(
@@ -265,8 +286,8 @@ async def trailers_app(scope: dict[str, Any], receive: Any, send: Any) -> None:
     )
 
 
-def test_response_trailers_over_http2() -> None:
-    with background(trailers_app, http2=True) as server:
+def test_response_trailers_over_http2(backend: dict[str, Any]) -> None:
+    with background(trailers_app, **backend) as server:
         client = H2Client(server.port)
         try:
             sid = client.request("/t", te="trailers")
@@ -296,7 +317,7 @@ def test_response_trailers_over_http1_chunked() -> None:
     assert body == b"5\r\nhello\r\n0\r\ngrpc-status: 0\r\ngrpc-message: ok\r\n\r\n"
 
 
-def test_reset_stream_cancels_the_app_and_the_connection_goes_on() -> None:
+def test_reset_stream_cancels_the_app_and_the_connection_goes_on(backend: dict[str, Any]) -> None:
     started = threading.Event()
     cancelled: list[str] = []
 
@@ -313,7 +334,7 @@ def test_reset_stream_cancels_the_app_and_the_connection_goes_on() -> None:
         await send({"type": "http.response.start", "status": 200, "headers": []})
         await send({"type": "http.response.body", "body": b"fast"})
 
-    with background(slow, http2=True) as server:
+    with background(slow, **backend) as server:
         client = H2Client(server.port)
         try:
             sid = client.request("/slow")
@@ -332,13 +353,15 @@ def test_reset_stream_cancels_the_app_and_the_connection_goes_on() -> None:
     assert cancelled == ["/slow"]
 
 
-def test_app_error_gives_500_and_the_connection_goes_on(caplog: pytest.LogCaptureFixture) -> None:
+def test_app_error_gives_500_and_the_connection_goes_on(
+    caplog: pytest.LogCaptureFixture, backend: dict[str, Any]
+) -> None:
     async def broken(scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] == "http" and scope["path"] == "/boom":
             raise ValueError("boom")
         await echo_scope(scope, receive, send)
 
-    with background(broken, http2=True) as server:
+    with background(broken, **backend) as server:
         client = H2Client(server.port)
         try:
             sid = client.request("/boom")
@@ -354,9 +377,9 @@ def test_app_error_gives_500_and_the_connection_goes_on(caplog: pytest.LogCaptur
     assert any("Exception in ASGI application" in r.getMessage() for r in caplog.records)
 
 
-def test_access_log_says_http2(caplog: pytest.LogCaptureFixture) -> None:
+def test_access_log_says_http2(caplog: pytest.LogCaptureFixture, backend: dict[str, Any]) -> None:
     caplog.set_level("INFO", logger="hatchway.access")
-    with background(echo_scope, http2=True, access_log=True) as server:
+    with background(echo_scope, **backend, access_log=True) as server:
         client = H2Client(server.port)
         try:
             sid = client.request("/logged?x=1")

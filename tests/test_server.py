@@ -83,10 +83,10 @@ def test_debug_log_names_the_build_of_the_hot_path(caplog: pytest.LogCaptureFixt
     assert expected in lines[0]
 
 
-def test_zttp_is_served_as_auto_with_one_warning(
+def test_zttp_serves_http1_with_httptools_and_warns_once(
     caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # uvicorn's --http zttp starts hatchway's own implementations: the codec "auto" picks, one warning a process.
+    # uvicorn's --http zttp without --http2: hatchway's own HTTP/1.1 (the codec "auto" picks), one warning a process.
     import hatchway._startup
     from hatchway._http.protocol import make_codec_factory
 
@@ -100,7 +100,7 @@ def test_zttp_is_served_as_auto_with_one_warning(
             assert [type(conn.codec).__name__ for conn in server.state.connections] == [expected]
     warnings = [r for r in caplog.records if "zttp" in r.getMessage()]
     assert [r.getMessage() for r in warnings] == [
-        "http='zttp' is served by hatchway's own HTTP/1.1 (httptools) and HTTP/2 implementations."
+        "http='zttp' is served by hatchway's own HTTP/1.1 implementation (httptools)."
     ]
     assert warnings[0].levelno == logging.WARNING
 

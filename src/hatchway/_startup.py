@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import copy
 import functools
 from collections.abc import Callable
 from typing import Any
@@ -29,30 +28,28 @@ def implementation_notices(config: Config) -> None:
 
 
 def http_implementation_notice(config: Config) -> None:
-    """Warn once per process when ``http`` names uvicorn's zttp, which hatchway serves as ``auto``.
+    """Say once per process what serves ``http="zttp"`` (uvicorn's name for its zttp-based protocols).
 
     ``--http zttp`` is a valid uvicorn setting, so a drop-in replacement accepts it rather than refusing to start
-    (as ``ws="wsproto"``, ``_ws.protocol.ws_implementation_notice``); the warning says what serves the connections.
+    (as ``ws="wsproto"``, ``_ws.protocol.ws_implementation_notice``): HTTP/1.1 is parsed by httptools (the
+    ``auto`` codec), and with ``http2`` the HTTP/2 connections are zttp's (``_http/h2_zttp.py``) when it is
+    installed, else the default h2 backend's.
     """
     global _zttp_notice_given
-    if config.http == "zttp" and not _zttp_notice_given:
-        _zttp_notice_given = True
+    if config.http != "zttp" or _zttp_notice_given:
+        return
+    _zttp_notice_given = True
+    if not config.http2:
+        logger.warning("http='zttp' is served by hatchway's own HTTP/1.1 implementation (httptools).")
+        return
+    try:
+        import zttp  # noqa: F401  (only to know whether it is there)
+    except ImportError:
         logger.warning(
-            "http='zttp' is served by hatchway's own HTTP/1.1 (httptools) and HTTP/2 implementations."
+            "http='zttp': zttp is not installed; HTTP/2 is served by hatchway's h2 backend, HTTP/1.1 by httptools."
         )
-
-
-def served_config(config: Config) -> Config:
-    """The Config the connections see: ``http="zttp"`` served as ``"auto"``, everything else as given.
-
-    ``Server.config`` keeps the caller's value (workers and the reloader pass it on, and each child warns).
-    A copy, not ``replace()``: nothing is validated again (nor an env file read twice).
-    """
-    if config.http != "zttp":
-        return config
-    served = copy.copy(config)
-    object.__setattr__(served, "http", "auto")
-    return served
+    else:
+        logger.info("http='zttp': HTTP/2 is served with zttp, HTTP/1.1 by httptools.")
 
 
 @functools.lru_cache(maxsize=32)
@@ -65,14 +62,12 @@ def trusted_proxies(items: tuple[str, ...]) -> TrustedProxies:
 def connection_factory(
     config: Config, state: ServerState, app: Any, loop: asyncio.AbstractEventLoop
 ) -> Callable[[], asyncio.Protocol]:
-    """The protocol factory for the listeners: HTTP (served as ``served_config`` says), behind the PROXY gate
-    when ``proxy_protocol`` is on."""
+    """The protocol factory for the listeners: HTTP, behind the PROXY gate when ``proxy_protocol`` is on."""
     trusted = trusted_proxies(tuple(config.trusted_proxies)) if config.proxy_headers else None
-    served = served_config(config)
-    codec_factory = make_codec_factory(served)
+    codec_factory = make_codec_factory(config)
 
     def factory() -> asyncio.Protocol:
-        return HttpProtocol(served, state, app, codec_factory, trusted, loop)
+        return HttpProtocol(config, state, app, codec_factory, trusted, loop)
 
     if config.proxy_protocol != "off":
         return _proxy_protocol_factory(config, state, factory, loop)

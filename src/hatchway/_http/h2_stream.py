@@ -3,7 +3,7 @@ flow control in both directions.
 
 ``H2Cycle`` is the one request/response cycle (``cycle.Cycle``: receive/send ordering, limits, errors, access
 log) with HTTP/1.1's byte framing replaced by calls on its ``H2Stream``; ``H2Stream`` is what the cycle sees
-as its connection. Neither knows the HTTP/2 library: ``h2.H2Connection`` is the only module that does.
+as its connection. Neither knows the HTTP/2 library: the backends in ``h2.py`` and ``h2_zttp.py`` do.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from hatchway._logs import logger
 
 if TYPE_CHECKING:
     from hatchway._http.files import FileSender
-    from hatchway._http.h2 import H2Connection
+    from hatchway._http.h2_connection import H2Connection
     from hatchway._state import ServerState
 
 Headers = list[tuple[bytes, bytes]]

@@ -20,7 +20,7 @@ from hatchway._health import HealthApp
 from hatchway._http.cycle import HIGH_WATER, Cycle
 from hatchway._http.events import Body, Codec, ParseError, RequestEnd, RequestHead
 from hatchway._http.files import FileSender, sendfile_target
-from hatchway._http.h2 import PREFACE, H2Connection
+from hatchway._http.h2_connection import PREFACE, H2Connection, new_connection
 from hatchway._http.wire import plain_response
 from hatchway._logs import escape, logger
 from hatchway._proxy import HEADER_NAMES, TrustedProxies, apply_proxy_headers
@@ -37,9 +37,10 @@ _SHUTDOWN_GRACE: Final = 1.0
 
 
 def make_codec_factory(config: Config) -> Callable[[], Codec]:
-    """The codec class ``config.http`` names, bound to the configured limits."""
+    """The codec class ``config.http`` names, bound to the configured limits (uvicorn's "zttp" is "auto" for
+    HTTP/1.1: zttp serves only HTTP/2 here, see _startup.http_implementation_notice)."""
     choice = config.http
-    if choice in ("auto", "httptools"):
+    if choice in ("auto", "httptools", "zttp"):
         try:
             from hatchway._http.httptools_codec import HttptoolsCodec
 
@@ -156,7 +157,7 @@ class HttpProtocol(asyncio.Protocol):
         """From now on the connection speaks HTTP/2."""
         self._cancel_timer()
         self._sniff = None
-        self.h2 = H2Connection(self, self.config, self.state)
+        self.h2 = new_connection(self, self.config, self.state)
         return self.h2
 
     def set_proxied_addresses(self, client: Any, server: Any) -> None:
