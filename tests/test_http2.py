@@ -16,6 +16,7 @@ from typing import Any
 
 import h2.config
 import h2.connection
+import h2.errors
 import h2.events
 import httpx
 import pytest
@@ -422,3 +423,80 @@ def test_request_body_backpressure_opens_the_window_as_the_app_reads() -> None:
             assert client.conn.local_flow_control_window(sid) == 0
         finally:
             client.close()
+
+
+def test_request_body_timeout_resets_the_stream(backend: dict[str, Any]) -> None:
+    seen: list[str] = []
+
+    async def reader(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            return
+        message = await receive()
+        while message["type"] == "http.request" and message.get("more_body"):
+            message = await receive()
+        seen.append(message["type"])
+
+    with background(reader, timeout_request_body=0.5 * UNIT, **backend) as server:
+        client = H2Client(server.port)
+        try:
+            sid = client.request("/upload", body=b"part", end=False)  # the rest never comes
+            events = client.events_until(ended(sid))
+        finally:
+            client.close()
+    reset = [e for e in events if isinstance(e, h2.events.StreamReset) and e.stream_id == sid]
+    assert [e.error_code for e in reset] == [h2.errors.ErrorCodes.CANCEL]
+    assert seen == ["http.disconnect"]
+
+
+def test_proxy_headers_from_a_trusted_peer_over_http2(backend: dict[str, Any]) -> None:
+    options = {"proxy_headers": True, "forwarded_allow_ips": "127.0.0.1"}
+    with background(echo_scope, **options, **backend) as server:
+        client = H2Client(server.port)
+        try:
+            sid = client.request("/p", x_forwarded_for="6.6.6.6", x_forwarded_proto="https")
+            events = client.events_until(ended(sid))
+        finally:
+            client.close()
+    seen = json.loads(b"".join(e.data for e in events if isinstance(e, h2.events.DataReceived)))
+    assert (seen["client"][0], seen["scheme"]) == ("6.6.6.6", "https")
+
+
+def test_untrusted_peer_cannot_set_its_address_over_http2(backend: dict[str, Any]) -> None:
+    options = {"proxy_headers": True, "forwarded_allow_ips": "10.0.0.1"}
+    with background(echo_scope, **options, **backend) as server:
+        client = H2Client(server.port)
+        try:
+            sid = client.request("/p", x_forwarded_for="6.6.6.6", x_forwarded_proto="https")
+            events = client.events_until(ended(sid))
+        finally:
+            client.close()
+    seen = json.loads(b"".join(e.data for e in events if isinstance(e, h2.events.DataReceived)))
+    assert (seen["client"][0], seen["scheme"]) == ("127.0.0.1", "http")
+
+
+def test_limit_concurrency_answers_503_per_stream(backend: dict[str, Any]) -> None:
+    release = threading.Event()
+
+    async def held(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            return
+        if scope["path"] == "/hold":
+            await asyncio.get_running_loop().run_in_executor(None, release.wait, 5 * UNIT)
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"ok"})
+
+    with background(held, limit_concurrency=1, **backend) as server:
+        client = H2Client(server.port)
+        try:
+            first = client.request("/hold")
+            second = client.request("/other")
+            events = client.events_until(ended(second))
+            release.set()
+            events += client.events_until(ended(first))
+        finally:
+            release.set()
+            client.close()
+    statuses = {
+        e.stream_id: dict(e.headers)[b":status"] for e in events if isinstance(e, h2.events.ResponseReceived)
+    }
+    assert statuses == {first: b"200", second: b"503"}

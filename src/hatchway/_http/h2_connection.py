@@ -182,11 +182,13 @@ class H2Connection:
         if size > len(data):
             self.ack(stream_id, size - len(data))  # padding is nobody's to read
         if data:
+            stream.body_arrived()
             stream.cycle.body_received(data)
 
     def request_end(self, stream_id: int) -> None:
         stream = self.streams.get(stream_id)
         if stream is not None and stream.cycle is not None:
+            stream.body_arrived()
             stream.cycle.request_ended()
 
     def stream_reset(self, stream_id: int) -> None:
@@ -198,13 +200,14 @@ class H2Connection:
         else:
             self.control()
 
-    def forget(self, stream_id: int) -> None:
+    def forget(self, stream_id: int, cancel_app: bool = True) -> None:
         stream = self.streams.pop(stream_id, None)
         if stream is not None:
             cycle = stream.cycle
             stream.lost()
-            # The app's work for a stream the client gave up is cancelled (rapid reset costs no app time).
-            if cycle is not None and cycle.task is not None and not cycle.response_complete:
+            # The app's work for a stream the client gave up is cancelled (rapid reset costs no app time); when
+            # the server gives up (a timeout), the app learns it as over HTTP/1.1, from http.disconnect.
+            if cancel_app and cycle is not None and cycle.task is not None and not cycle.response_complete:
                 cycle.task.cancel()
             self._maybe_idle()
 
@@ -219,7 +222,7 @@ class H2Connection:
             return
         self.send_reset(stream_id, CANCEL if cancel else INTERNAL_ERROR)
         self.flush_soon()
-        self.forget(stream_id)
+        self.forget(stream_id, cancel_app=False)
 
     def stream_done(self, stream: H2Stream) -> None:
         """The response of ``stream`` is complete (its last bytes may still wait for a window)."""

@@ -55,6 +55,7 @@ class H2Stream:
     client's flow-control windows; what the app reads opens the client's window again."""
 
     __slots__ = (
+        "_body_timer",
         "_timer",
         "_waiter",
         "conn",
@@ -75,6 +76,7 @@ class H2Stream:
         self.write_paused = False
         self._waiter: asyncio.Future[None] | None = None
         self._timer: asyncio.TimerHandle | None = None
+        self._body_timer: asyncio.TimerHandle | None = None
 
     # -- what H2Cycle asks --------------------------------------------------------------------------------
     def send_headers(self, status: int, headers: Headers, end_stream: bool) -> None:
@@ -126,6 +128,7 @@ class H2Stream:
     def lost(self) -> None:
         """The stream was reset or the connection is gone."""
         self.pending = b""
+        self.body_arrived()
         self.unblocked()
         if self.cycle is not None:
             self.cycle.connection_lost()
@@ -142,7 +145,27 @@ class H2Stream:
         pass  # the client's window opens as the app reads (consumed), not when it waits
 
     def wait_for_body(self, cycle: Cycle) -> None:
-        pass
+        # The app waits for body bytes: they must come within timeout_request_body, as over HTTP/1.1.
+        timeout = self.conn.config.timeout_request_body
+        if timeout and self._body_timer is None:
+            self._body_timer = self.conn.loop.call_later(timeout, self._body_timed_out)
+
+    def body_arrived(self) -> None:
+        if self._body_timer is not None:
+            self._body_timer.cancel()
+            self._body_timer = None
+
+    def _body_timed_out(self) -> None:
+        self._body_timer = None
+        cycle = self.cycle
+        if cycle is None or cycle.request_complete:
+            return
+        logger.debug(
+            "HTTP/2 stream %d: no request body for %ss; reset.",
+            self.stream_id,
+            self.conn.config.timeout_request_body,
+        )
+        self.conn.reset(self.stream_id, cancel=True)
 
     def cycle_done(self, cycle: Cycle) -> None:
         self.conn.stream_done(self)
