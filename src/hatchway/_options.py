@@ -12,7 +12,7 @@ from typing import Any
 from hatchway._errors import Problem
 
 LOG_FORMATS = ("text", "json")
-# "zttp" is uvicorn's name for its zttp package; hatchway serves it as "auto", with a warning at start-up.
+# "zttp" is uvicorn's name for its zttp package: HTTP/1.1 as "auto", HTTP/2 (with http2) by zttp (_startup.py).
 HTTP_CHOICES = ("auto", "h11", "httptools", "zttp")
 WS_CHOICES = ("auto", "none", "websockets", "websockets-sansio", "wsproto")
 LIFESPAN_CHOICES = ("auto", "on", "off")
