@@ -1,33 +1,37 @@
-"""The one asyncio.Protocol for HTTP/1.1: codec events to cycles, pipelining, flow control and timers.
+"""The one asyncio.Protocol: codec events to cycles, pipelining, and the choice of HTTP/1.1 or HTTP/2.
 
-The adapter is mechanical: feed bytes to the codec, act on each event, write what cycles produce.
-All timers live here: the request-head timeout (slow clients), keep-alive idle, body idle and send.
+The adapter is mechanical: feed bytes to the codec, act on each event, write what cycles produce. What the
+connection knows of its ends and the scope it builds are in ``scope.py``, its writes, flow control and
+timers in ``connection.py`` (the base classes of ``HttpProtocol``); what an upgrade needs in ``upgrade.py``.
 """
 
 from __future__ import annotations
 
 import asyncio
-import base64
 import contextvars
 from collections import deque
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Callable, Coroutine
 from typing import TYPE_CHECKING, Any, Final
-from urllib.parse import unquote_to_bytes
 
 from hatchway._app_task import run_http, service_unavailable
-from hatchway._flow import WriteFlow
 from hatchway._health import HealthApp
+from hatchway._http.connection import ConnectionIO
 from hatchway._http.cycle import HIGH_WATER, Cycle
 from hatchway._http.events import Body, Codec, ParseError, RequestEnd, RequestHead
-from hatchway._http.files import FileSender, sendfile_target
 from hatchway._http.h2_connection import PREFACE, H2Connection, new_connection
+from hatchway._http.scope import ERROR_TEXT, make_codec_factory
+from hatchway._http.upgrade import h2c_settings, websocket_scope
 from hatchway._http.wire import plain_response
 from hatchway._logs import escape, logger
-from hatchway._proxy import HEADER_NAMES, TrustedProxies, apply_proxy_headers
+from hatchway._proxy import TrustedProxies
 
 if TYPE_CHECKING:
     from hatchway._config import Config
     from hatchway._state import ServerState
+
+# make_codec_factory is imported from here by the server's start-up and benchmarks/hotpath.py (which also runs
+# older trees, where it was defined here).
+__all__ = ["HttpProtocol", "make_codec_factory"]
 
 _PIPELINE_MAX: Final = 64  # parsed-but-unanswered requests held before reading pauses
 _TASK_NAME: Final = "hatchway.request"
@@ -36,47 +40,7 @@ _TASK_NAME: Final = "hatchway.request"
 _SHUTDOWN_GRACE: Final = 1.0
 
 
-def make_codec_factory(config: Config) -> Callable[[], Codec]:
-    """The codec class ``config.http`` names, bound to the configured limits (uvicorn's "zttp" is "auto" for
-    HTTP/1.1: zttp serves only HTTP/2 here, see _startup.http_implementation_notice)."""
-    choice = config.http
-    if choice in ("auto", "httptools", "zttp"):
-        try:
-            from hatchway._http.httptools_codec import HttptoolsCodec
-
-            return lambda: HttptoolsCodec(config)
-        except ImportError:
-            if choice == "httptools":
-                raise
-    from hatchway._http.h11_codec import H11Codec
-
-    size = config.h11_max_incomplete_event_size
-    return lambda: H11Codec(config, size)
-
-
-def decode_path(raw_path: bytes) -> str:
-    # As uvicorn: bytes that are not UTF-8 become U+FFFD. (Surrogate escapes would make the path a str that
-    # raises as soon as the app encodes it.)
-    # find(), not `in`: on Python 3.11 `bytes in bytes` first tries the operand as an integer and formats a
-    # TypeError it then discards, which makes it several times slower.
-    if raw_path.find(b"%") != -1:
-        return unquote_to_bytes(raw_path).decode("utf-8", "replace")
-    try:
-        return raw_path.decode("ascii")
-    except UnicodeDecodeError:
-        return raw_path.decode("utf-8", "replace")
-
-
-def peer_address(transport: asyncio.BaseTransport, key: str) -> Any:
-    info = transport.get_extra_info(key)
-    if isinstance(info, (tuple, list)) and len(info) >= 2:
-        return (str(info[0]), int(info[1]))
-    if isinstance(info, str) and info:
-        return (info, None) if key == "sockname" else None
-    return None
-
-
-class HttpProtocol(asyncio.Protocol):
+class HttpProtocol(ConnectionIO):
     """One client connection speaking HTTP/1.1."""
 
     def __init__(
@@ -88,41 +52,16 @@ class HttpProtocol(asyncio.Protocol):
         trusted: TrustedProxies | None,
         loop: asyncio.AbstractEventLoop | None = None,
     ) -> None:
-        self.config = config
-        self.state = state
+        super().__init__(config, state, trusted, loop)
         self.app = app
-        self.loop = loop or asyncio.get_running_loop()
         self.codec = codec_factory()
-        self.trusted = trusted
-        self.proxy_family = config.proxy_headers_family
-        self.proxy_names = HEADER_NAMES[self.proxy_family]
-        self.root_path = config.root_path
-        self.root_path_bytes = config.root_path.encode("ascii", "replace")
-        self.transport: asyncio.Transport = None  # type: ignore[assignment]
-        self.server: Any = None
-        self.client: Any = None
-        self.scheme = "http"
-        self.proxy_peer: str | None = None
-        self.use_proxy = False
         # The cycle whose response is being produced, and the parsed requests waiting their turn.
         self.cycle: Cycle | None = None
         self.pipeline: deque[Cycle | ParseError | RequestHead] = deque()
         self._upgrades: dict[Cycle, RequestHead] = {}  # pipelined WebSocket requests, decided in turn
         self.body_target: Cycle | None = None
-        self.reading_paused = False
-        self.write_paused = False
-        self.flow = WriteFlow(self.loop, config.timeout_send, self._on_send_timeout)
-        self._timer: asyncio.TimerHandle | None = None
-        self._timer_kind = ""
-        self._deadline = 0.0
-        self._body_timer: asyncio.TimerHandle | None = None
-        self.closed = False
-        self.closing = False
         self.client_eof = False
-        # Finished responses waiting for the loop's next turn (see write_soon).
-        self._out: list[bytes] | None = None
         self.plain_tasks = self.loop.get_task_factory() is None
-        self._sendfile_fd = -2  # the socket sendfile(2) writes to, -1 if none (TLS); found at the first file
         # With http2: the connection's HTTP/2 side once it speaks HTTP/2, and whether its first bytes are
         # still to be looked at for the HTTP/2 preface (h2c with prior knowledge).
         self.h2: H2Connection | None = None
@@ -132,16 +71,9 @@ class HttpProtocol(asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
         self.state.connections.add(self)
-        self.server = peer_address(transport, "sockname")
-        self.client = peer_address(transport, "peername")
-        if transport.get_extra_info("sslcontext") is not None:
-            self.scheme = "https"
+        self._find_ends(transport)
+        if self.scheme == "https":
             self._sniff = None  # TLS: ALPN decides, not the first bytes
-        if self.trusted is not None:
-            # On a UNIX socket the peer has no address: its literal is the socket path.
-            host = self.client[0] if self.client else (self.server[0] if self.server else None)
-            self.use_proxy = host in self.trusted
-            self.proxy_peer = host
         if self.state.shutting_down:
             # Accepted after the stopping server's sweep, which may already have finished waiting.
             transport.close()
@@ -159,24 +91,6 @@ class HttpProtocol(asyncio.Protocol):
         self._sniff = None
         self.h2 = new_connection(self, self.config, self.state)
         return self.h2
-
-    def set_proxied_addresses(self, client: Any, server: Any) -> None:
-        """A PROXY protocol header (``_proxy_gate``) named the connection's real ends. Proxy headers are then
-        believed only if that client is itself a trusted proxy: behind a TCP load balancer, any
-        X-Forwarded-For was written by the client."""
-        self.client = client
-        if server is not None:
-            self.server = server
-        if self.trusted is not None:
-            host = client[0] if client else None
-            self.use_proxy = host in self.trusted
-            self.proxy_peer = host
-
-    def shorten_head_timeout(self, deadline: float) -> None:
-        """The first head must arrive by ``deadline`` (loop time): a PROXY header (``_proxy_gate``) already
-        used part of ``timeout_request_header``."""
-        if self._timer_kind == "head" and deadline < self._deadline:
-            self._arm("head", max(deadline - self.loop.time(), 0.001))
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
@@ -278,10 +192,6 @@ class HttpProtocol(asyncio.Protocol):
                 self._on_parse_error(event)
                 return
 
-    def peer_text(self) -> str:
-        client = self.client
-        return escape(f"{client[0]}:{client[1]}") if client else "a UNIX-socket client"
-
     # write_paused mirrors flow.paused as a plain attribute: a cycle reads it on every body send.
     def pause_writing(self) -> None:
         self.write_paused = True
@@ -293,86 +203,9 @@ class HttpProtocol(asyncio.Protocol):
         if self.h2 is not None:
             self.h2.resume_writing()
 
-    # -- the Conn interface used by cycles ----------------------------------------------------------
-    def write(self, data: bytes) -> None:
-        if not self.closed:
-            if self._out is not None:  # what was queued goes first, in the same send(2)
-                self._out.append(data)
-                self._flush_out()
-            else:
-                self.transport.write(data)
-
-    def writelines(self, data: tuple[bytes, bytes]) -> None:
-        if not self.closed:
-            self._flush_out()
-            self.transport.writelines(data)
-
-    # While other requests are in flight, a finished response is handed to the transport on the loop's next
-    # turn, with every other connection's, rather than from inside the app's send(). Under load the apps of
-    # one turn then run back to back and the send(2) calls follow together: on loopback a send(2) runs much
-    # of the TCP stack on this CPU, and between two apps it evicts the framework's code and data from the
-    # caches. Measured with FastAPI, server CPU per request fell by about a third. Every immediate write,
-    # writelines and close sends what is queued first, so the order on the wire never changes.
-    def write_soon(self, data: bytes) -> None:
-        if not self.closed:
-            out = self._out
-            if out is not None:
-                out.append(data)
-            elif len(self.state.tasks) > 1:
-                self._out = [data]
-                self.state.flush_soon(self._flush_out)
-            else:
-                # No other task in flight (one client, or a quiet server): no app to keep apart from the
-                # send, and waiting for the next turn would only add latency. (An open WebSocket counts as
-                # a task: responses then wait a turn, which costs microseconds.)
-                self.transport.write(data)
-
-    def _flush_out(self) -> None:
-        out = self._out
-        if out is not None:
-            self._out = None
-            if not self.closed:
-                self.transport.write(out[0] if len(out) == 1 else b"".join(out))
-
-    def send_file(self, head: bytes, sender: FileSender) -> Awaitable[None] | None:
-        """Write ``head``, then the file ``sender`` moves: sendfile(2) on a plain socket, copied under TLS."""
-        if self.closed:
-            return sender.start(None, -1)
-        self.write(head)  # what was queued goes first
-        sock = self._sendfile_fd
-        if sock == -2:
-            sock = self._sendfile_fd = sendfile_target(self.transport)
-        return sender.start(self, sock)
-
-    def write_waiter(self) -> asyncio.Future[None] | None:
-        if self.write_paused and not self.closed:
-            return self.flow.waiter()
-        return None
-
-    def pause_reading(self) -> None:
-        if not self.reading_paused and not self.closed:
-            self.reading_paused = True
-            self.transport.pause_reading()
-
-    def resume_reading(self) -> None:
-        if self.reading_paused and not self.closed:
-            self.reading_paused = False
-            self.transport.resume_reading()
-
     def wait_for_body(self, cycle: Cycle) -> None:
         if self._body_timer is None and cycle is self.body_target:
             self._arm_body_timer(cycle)
-
-    def _arm_body_timer(self, cycle: Cycle) -> None:
-        timeout = self.config.timeout_request_body
-        if timeout:
-            self._body_timer = self.loop.call_later(timeout, self._on_body_timeout, cycle)
-
-    def close(self) -> None:
-        if not self.closed:
-            self._flush_out()
-            self.closing = True
-            self.transport.close()
 
     def cycle_done(self, cycle: Cycle) -> None:
         self.state.count_request()
@@ -511,7 +344,7 @@ class HttpProtocol(asyncio.Protocol):
                     self.write(
                         plain_response(
                             error.status,
-                            _ERROR_TEXT.get(error.status, "Bad Request"),
+                            ERROR_TEXT.get(error.status, "Bad Request"),
                             self.state.default_headers(),
                         )
                     )
@@ -529,54 +362,10 @@ class HttpProtocol(asyncio.Protocol):
         logger.warning("Invalid HTTP request received: %s", escape(error.reason[:200]))
         self.write(
             plain_response(
-                error.status, _ERROR_TEXT.get(error.status, "Bad Request"), self.state.default_headers()
+                error.status, ERROR_TEXT.get(error.status, "Bad Request"), self.state.default_headers()
             )
         )
         self.close()
-
-    def http_scope(self, head: RequestHead) -> dict[str, Any]:
-        raw_path = head.raw_path
-        path = decode_path(raw_path)
-        if self.root_path:
-            path = self.root_path + path
-            raw_path = self.root_path_bytes + raw_path
-        client = self.client
-        scheme = self.scheme
-        if self.use_proxy:
-            # The peer is trusted (decided once per connection); the headers matter only when present.
-            names = self.proxy_names
-            for name, _ in head.headers:
-                if name in names:
-                    scheme, client = apply_proxy_headers(
-                        self.trusted,  # type: ignore[arg-type]
-                        self.proxy_peer,
-                        head.headers,
-                        scheme,
-                        client,
-                        self.proxy_family,
-                    )
-                    break
-        return {
-            "type": "http",
-            "asgi": {"version": self.state.asgi_version, "spec_version": "2.4"},
-            "http_version": head.http_version,
-            "server": self.server,
-            "client": client,
-            "scheme": scheme,
-            "method": head.method,
-            "root_path": self.root_path,
-            "path": path,
-            "raw_path": raw_path,
-            "query_string": head.query,
-            "headers": head.headers,
-            "state": self.state.lifespan_state.copy(),
-            # File responses (docs/http.md); Starlette's FileResponse uses pathsend when it is offered.
-            "extensions": {
-                "http.response.pathsend": {},
-                "http.response.zerocopysend": {},
-                "http.response.trailers": {},
-            },
-        }
 
     def _upgraded(self, head: RequestHead) -> bool:
         if head.upgrade == b"websocket":
@@ -586,21 +375,9 @@ class HttpProtocol(asyncio.Protocol):
         return False
 
     def _try_h2c(self, head: RequestHead) -> bool:
-        """``Upgrade: h2c`` (RFC 7540 3.2, what ``curl --http2`` sends on a plain URL)."""
-        settings = None
-        for name, value in head.headers:
-            if name == b"http2-settings":
-                settings = value
-            elif (name == b"content-length" and value.strip() != b"0") or name == b"transfer-encoding":
-                # A request with a body is answered over HTTP/1.1, ignoring the offer (RFC 7540 3.2 lets the
-                # server choose): its body then arrives as HTTP/1.1 framing says.
-                return False
+        """``Upgrade: h2c`` (RFC 7540 3.2): taken unless the request has a body or no valid settings."""
+        settings = h2c_settings(head)
         if settings is None:
-            return False
-        settings = settings + b"=" * (-len(settings) % 4)  # RFC 7540 3.2.1: sent without padding
-        try:
-            base64.urlsafe_b64decode(settings)
-        except ValueError:
             return False
         self._flush_out()
         self.transport.write(
@@ -621,24 +398,13 @@ class HttpProtocol(asyncio.Protocol):
         self._flush_out()  # a pipelined response before the upgrade goes first
         self.closed = True  # this protocol no longer owns the transport
         self.state.connection_closed(self)
-        scope = self.http_scope(head)
-        scope["type"] = "websocket"
-        scope["scheme"] = "wss" if scope["scheme"] in ("https", "wss") else "ws"
-        del scope["method"]
-        scope["subprotocols"] = [
-            p.strip().decode("latin-1")
-            for name, value in head.headers
-            if name == b"sec-websocket-protocol"
-            for p in value.split(b",")
-            if p.strip()
-        ]
-        scope["extensions"] = {"websocket.http.response": {}}
+        scope = websocket_scope(self.http_scope(head), head)
         start_websocket(
             self.transport, self.config, self.state, self.app, scope, head, self.codec.trailing_data()
         )
         return True
 
-    # -- shutdown and timers ------------------------------------------------------------------------
+    # -- shutdown, and what a timeout means here ----------------------------------------------------
     def shutdown(self) -> None:
         """Graceful: close now if idle, else after the response in progress."""
         if self.h2 is not None:
@@ -662,54 +428,6 @@ class HttpProtocol(asyncio.Protocol):
         else:
             self.cycle.keep_alive = False
 
-    def abort(self) -> None:
-        if not self.closed:
-            self._flush_out()  # best effort: a forced stop still sends what is finished
-            self.transport.abort()
-
-    # The head/keep-alive timer is lazy: re-arming it twice per request (keep-alive -> head -> keep-alive)
-    # only moves a deadline. One loop timer stays scheduled; when it fires early it re-schedules itself for
-    # the current deadline, so a busy keep-alive connection creates no timer handle per request.
-    def _arm(self, kind: str, delay: float) -> None:
-        self._timer_kind = kind
-        if not delay:
-            self._drop_timer()
-            return
-        deadline = self.loop.time() + delay
-        self._deadline = deadline
-        timer = self._timer
-        if timer is not None:
-            if timer.when() <= deadline:
-                return
-            timer.cancel()
-        self._timer = self.loop.call_at(deadline, self._on_timer)
-
-    def _on_timer(self) -> None:
-        self._timer = None
-        if not self._timer_kind:
-            return
-        if self.loop.time() + 0.001 < self._deadline:
-            self._timer = self.loop.call_at(self._deadline, self._on_timer)
-            return
-        self._on_timeout()
-
-    def _cancel_timer(self) -> None:
-        # Disarmed, not cancelled: the scheduled handle finds no kind when it fires and does nothing.
-        self._timer_kind = ""
-
-    def _drop_timer(self) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
-
-    def _cancel_timers(self) -> None:
-        self._cancel_timer()
-        self._drop_timer()
-        if self._body_timer is not None:
-            self._body_timer.cancel()
-            self._body_timer = None
-        self.flow.close()
-
     def _on_timeout(self) -> None:
         self._timer = None
         # A stopping server's grace that saw no byte ends in a plain close, like an idle connection's.
@@ -722,28 +440,3 @@ class HttpProtocol(asyncio.Protocol):
             logger.debug("Request head not received in time; closing.")
             self.write(plain_response(408, "Request Timeout", self.state.default_headers()))
         self.close()
-
-    def _on_body_timeout(self, cycle: Cycle) -> None:
-        self._body_timer = None
-        if cycle.request_complete or self.closed:
-            return
-        logger.debug("No request body received for %ss; closing.", self.config.timeout_request_body)
-        if not cycle.response_started:
-            cycle.response_started = True
-            self.write(plain_response(408, "Request Timeout", self.state.default_headers()))
-        self.abort()
-
-    def _on_send_timeout(self) -> None:
-        logger.debug("Client read nothing for %ss; closing.", self.config.timeout_send)
-        self.abort()
-
-
-_ERROR_TEXT: Final = {
-    400: "Bad Request",
-    408: "Request Timeout",
-    413: "Content Too Large",
-    414: "URI Too Long",
-    431: "Request Header Fields Too Large",
-    501: "Not Implemented",
-    505: "HTTP Version Not Supported",
-}
