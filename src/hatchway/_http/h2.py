@@ -93,7 +93,8 @@ class H2Backend(H2Connection):
                 _SETTING.INITIAL_WINDOW_SIZE: config.h2_initial_window_size,
                 _SETTING.MAX_FRAME_SIZE: config.h2_max_frame_size,
                 _SETTING.MAX_HEADER_LIST_SIZE: config.h2_max_header_list_size,
-                _SETTING.ENABLE_CONNECT_PROTOCOL: 1,
+                # RFC 8441: extended CONNECT, for WebSockets over HTTP/2 (hatchway._ws.over_h2).
+                _SETTING.ENABLE_CONNECT_PROTOCOL: 0 if config.ws == "none" else 1,
             },
         )
         conn.max_inbound_frame_size = config.h2_max_frame_size

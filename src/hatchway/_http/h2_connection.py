@@ -134,8 +134,11 @@ class H2Connection:
             self.refuse(stream_id)
             return
         if protocol is not None or method == b"CONNECT":
-            # Extended CONNECT (RFC 8441, WebSockets over HTTP/2) and plain CONNECT are not served yet.
-            self.respond_bare(stream_id, 501)
+            if protocol == b"websocket" and method == b"CONNECT" and self.config.ws != "none":
+                self._open_websocket(stream_id, target, fields, authority, ended)
+            else:
+                # Plain CONNECT (a tunnel) and extended CONNECT for another protocol are not served.
+                self.respond_bare(stream_id, 501)
             return
         expect_continue = False
         has_host = False
@@ -154,9 +157,7 @@ class H2Connection:
         self._open_stream(stream_id, head, ended)
 
     def _open_stream(self, stream_id: int, head: RequestHead, ended: bool) -> None:
-        if self._idle is not None:
-            self._idle.cancel()
-            self._idle = None
+        self._busy()
         stream = H2Stream(self, stream_id)
         scope = self.proto.http_scope(head)
         scope["extensions"] = h2_scope_extensions()
@@ -169,10 +170,52 @@ class H2Connection:
             cycle.request_ended()
         self.proto.start_cycle(cycle)
 
+    def _open_websocket(
+        self,
+        stream_id: int,
+        target: bytes,
+        fields: list[tuple[bytes, bytes]],
+        authority: bytes | None,
+        ended: bool,
+    ) -> None:
+        """Extended CONNECT with ``:protocol websocket`` (RFC 8441): the stream carries one WebSocket."""
+        try:
+            from hatchway._ws.over_h2 import open_websocket
+        except ImportError:  # pragma: no cover - websockets is a dependency
+            self.respond_bare(stream_id, 501)
+            return
+        if authority and not any(name == b"host" for name, _ in fields):
+            fields.insert(0, (b"host", authority))
+        raw_path, query = split_target(target)
+        head = RequestHead("CONNECT", raw_path, query, "2", fields, True, b"websocket", False)
+        self._busy()
+        stream = H2Stream(self, stream_id)
+        self.streams[stream_id] = stream
+        open_websocket(stream, self.proto.http_scope(head), self.proto.app)
+        if ended:
+            self.request_end(stream_id)
+
+    def websocket_done(self, stream_id: int, reset: int | None) -> None:
+        """A WebSocket stream is over: both sides have ended it, or the server resets it with ``reset``."""
+        if stream_id not in self.streams:
+            return
+        if reset is not None and not self.closed:
+            self.send_reset(stream_id, reset)
+            self.flush_soon()
+        self.forget(stream_id, cancel_app=False)
+
+    def _busy(self) -> None:
+        if self._idle is not None:
+            self._idle.cancel()
+            self._idle = None
+
     def data_for(self, stream_id: int, data: bytes, size: int, ended: bool) -> None:
         """DATA for ``stream_id``: ``data`` for the app, ``size`` the bytes it took of the windows."""
         stream = self.streams.get(stream_id)
-        if stream is None or stream.cycle is None or stream.cycle.response_complete:
+        ws = cycle = None
+        if stream is not None:
+            ws, cycle = stream.ws, stream.cycle
+        if stream is None or (ws is None and (cycle is None or cycle.response_complete)):
             # Nobody will read it (the response is complete or the stream is gone): the window opens at once.
             if size:
                 self.ack(stream_id, size)
@@ -182,12 +225,19 @@ class H2Connection:
         if size > len(data):
             self.ack(stream_id, size - len(data))  # padding is nobody's to read
         if data:
-            stream.body_arrived()
-            stream.cycle.body_received(data)
+            if ws is not None:
+                ws.data_received(data)  # WebSocket frames: the window opens as the WebSocket layer takes them
+            elif cycle is not None:
+                stream.body_arrived()
+                cycle.body_received(data)
 
     def request_end(self, stream_id: int) -> None:
         stream = self.streams.get(stream_id)
-        if stream is not None and stream.cycle is not None:
+        if stream is None:
+            return
+        if stream.ws is not None:
+            stream.ws.eof_received()
+        elif stream.cycle is not None:
             stream.body_arrived()
             stream.cycle.request_ended()
 
@@ -245,6 +295,8 @@ class H2Connection:
         if cycle is not None and cycle.response_complete:
             self.streams.pop(stream.stream_id, None)
             self._maybe_idle()
+        elif stream.ws is not None:
+            stream.ws.sent_all()
 
     # -- bytes out ------------------------------------------------------------------------------------------
     def flush_soon(self) -> None:

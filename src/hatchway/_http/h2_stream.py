@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from hatchway._http.files import FileSender
     from hatchway._http.h2_connection import H2Connection
     from hatchway._state import ServerState
+    from hatchway._ws.over_h2 import H2WebSocketTransport
 
 Headers = list[tuple[bytes, bytes]]
 
@@ -64,12 +65,15 @@ class H2Stream:
         "pending",
         "stream_id",
         "write_paused",
+        "ws",
     )
 
     def __init__(self, conn: H2Connection, stream_id: int) -> None:
         self.conn = conn
         self.stream_id = stream_id
         self.cycle: H2Cycle | None = None
+        #: A WebSocket stream (RFC 8441) has no cycle: the WebSocket layer's transport stands in for it.
+        self.ws: H2WebSocketTransport | None = None
         # Body bytes the client's window does not admit yet, and whether the stream ends after them.
         self.pending = b""
         self.end_pending = False
@@ -107,6 +111,9 @@ class H2Stream:
         """Bytes wait for the client's window: the app's next send waits (within the send timeout)."""
         if not self.write_paused:
             self.write_paused = True
+            if self.ws is not None:
+                self.ws.pause_writing()  # the WebSocket layer waits, and applies its own send timeout
+                return
             timeout = self.conn.send_timeout
             if timeout:
                 self._timer = self.conn.loop.call_later(timeout, self._send_timed_out)
@@ -119,6 +126,8 @@ class H2Stream:
         waiter, self._waiter = self._waiter, None
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
+        if self.ws is not None:
+            self.ws.resume_writing()
 
     def _send_timed_out(self) -> None:
         self._timer = None
@@ -129,6 +138,8 @@ class H2Stream:
         """The stream was reset or the connection is gone."""
         self.pending = b""
         self.body_arrived()
+        if self.ws is not None:
+            self.ws.lost()
         self.unblocked()
         if self.cycle is not None:
             self.cycle.connection_lost()

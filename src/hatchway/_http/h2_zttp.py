@@ -84,7 +84,7 @@ class ZttpBackend(H2Connection):
             data = bytes(event.data)
             self.data_for(event.stream_id, data, 0, False)
             stream = self.streams.get(event.stream_id)
-            if stream is not None and stream.cycle is not None and stream.cycle.body_size > HIGH_WATER:
+            if stream is not None and _unread(stream) > HIGH_WATER:
                 # zttp has opened the window again already: the connection stops reading instead.
                 self._reading_held = True
                 self.proto.pause_reading()
@@ -193,7 +193,7 @@ class ZttpBackend(H2Connection):
         # stream that held it back has been read down.
         if self._reading_held:
             stream = self.streams.get(stream_id)
-            if stream is None or stream.cycle is None or stream.cycle.body_size <= HIGH_WATER:
+            if stream is None or _unread(stream) <= HIGH_WATER:
                 self._reading_held = False
                 self.proto.resume_reading()
 
@@ -207,3 +207,11 @@ class ZttpBackend(H2Connection):
 
     def refuse(self, stream_id: int) -> None:
         self.send_reset(stream_id, 0x7)
+
+
+def _unread(stream: H2Stream) -> int:
+    """Bytes received on ``stream`` that its reader has not taken: the app's unread body, or the frames a
+    WebSocket stream holds while the WebSocket layer reads nothing (``_ws.over_h2``)."""
+    if stream.ws is not None:
+        return stream.ws.held_size
+    return stream.cycle.body_size if stream.cycle is not None else 0

@@ -78,14 +78,7 @@ def start_websocket(
 ) -> None:
     """Take over ``transport`` from the HTTP protocol after an upgrade request and run the ASGI app on it."""
     ws_implementation_notice(config)
-    extensions = []
-    if config.ws_per_message_deflate:
-        # websockets' own server defaults: 4 KiB windows and memLevel 5 keep per-connection zlib memory small.
-        extensions.append(
-            ServerPerMessageDeflateFactory(
-                server_max_window_bits=12, client_max_window_bits=12, compress_settings={"memLevel": 5}
-            )
-        )
+    extensions = extension_factories(config)
     # The HTTP layer already parsed the handshake request, so the frame parser must start in OPEN; the state then
     # goes back to CONNECTING because the handshake response is still to be sent (send_response() expects that).
     ws = ServerProtocol(
@@ -108,6 +101,24 @@ def start_websocket(
         logger.debug("Invalid WebSocket handshake: %s", ws.handshake_exc)
         conn.refuse(response)
         return
+    if not refused_for_capacity(conn, config, state):
+        conn.start(app)
+
+
+def extension_factories(config: Config) -> list[ServerPerMessageDeflateFactory]:
+    """The extensions a WebSocket may negotiate: permessage-deflate unless ``ws_per_message_deflate`` is off."""
+    if not config.ws_per_message_deflate:
+        return []
+    # websockets' own server defaults: 4 KiB windows and memLevel 5 keep per-connection zlib memory small.
+    return [
+        ServerPerMessageDeflateFactory(
+            server_max_window_bits=12, client_max_window_bits=12, compress_settings={"memLevel": 5}
+        )
+    ]
+
+
+def refused_for_capacity(conn: WebSocketProtocol, config: Config, state: ServerState) -> bool:
+    """A server shutting down or over ``limit_concurrency`` answers a new WebSocket 503; True if it did."""
     limit = config.limit_concurrency
     if state.shutting_down or (
         limit is not None and (len(state.connections) > limit or len(state.tasks) >= limit)
@@ -115,8 +126,8 @@ def start_websocket(
         if not state.shutting_down:
             logger.warning("Exceeded concurrency limit.")
         conn.refuse(http_response(503, default_header_pairs(state.default_headers()), b"Service Unavailable"))
-        return
-    conn.start(app)
+        return True
+    return False
 
 
 # websockets 17 checks the method and version in accept(); 16 (the last release for Python 3.10) has neither
