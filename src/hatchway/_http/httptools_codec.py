@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Set as AbstractSet
 from typing import Final
 
 import httptools
@@ -29,7 +30,10 @@ from hatchway._http.validate import (
 )
 
 _METHODS: Final[dict[bytes, str]] = {}
-_NOTED: Final = frozenset({b"connection", b"expect", b"transfer-encoding", b"content-length"})
+_NOTED: Final = frozenset(
+    {b"connection", b"proxy-connection", b"expect", b"transfer-encoding", b"content-length"}
+)
+_NO_TOKENS: Final[frozenset[bytes]] = frozenset()
 # Outside a Content-Length body, reads are parsed in pieces of at most this size, so the length of a
 # chunk-size line (or trailer line) that llhttp streams without limit can be measured: a line wholly inside
 # one piece is at most this long, and one that spans pieces is counted exactly (see _measure_line).
@@ -64,6 +68,8 @@ class HttptoolsCodec:
         self._url = b""
         self._headers: list[tuple[bytes, bytes]] = []
         self._has_connection = self._has_expect = False
+        # llhttp reads Proxy-Connection as Connection: either may make an HTTP/1.1 request close.
+        self._has_proxy_connection = False
         # Bytes fed since the current head began: an unfinished head is cut off at the limit, not buffered.
         self._head_size = 0
         self._head_fields_size = 0
@@ -278,7 +284,7 @@ class HttptoolsCodec:
     def on_message_begin(self) -> None:
         self._url = b""
         self._headers = []
-        self._has_connection = self._has_expect = False
+        self._has_connection = self._has_expect = self._has_proxy_connection = False
         self._head_fields_size = 0
         self._in_head = True
         self._head_started = True
@@ -309,6 +315,8 @@ class HttptoolsCodec:
                 self._has_connection = True
             elif lname == b"expect":
                 self._has_expect = True
+            elif lname == b"proxy-connection":
+                self._has_proxy_connection = True
             elif lname == b"content-length":
                 digits = value.strip()
                 self._body_left = int(digits) if digits.isdigit() and len(digits) <= 16 else 0
@@ -344,7 +352,7 @@ class HttptoolsCodec:
         if method is None:
             method = _METHODS.setdefault(raw_method, raw_method.decode("ascii"))
         raw_path, query = split_target(self._url)
-        tokens = connection_tokens(headers) if self._has_connection else set()
+        tokens = connection_tokens(headers) if self._has_connection else _NO_TOKENS
         upgrade = upgrade_token(headers, tokens) if tokens else None
         if upgrade is not None or raw_method == b"CONNECT":
             problem = upgrade_body_problem(headers, upgrade)
@@ -366,11 +374,20 @@ class HttptoolsCodec:
                 query,
                 http_version,
                 headers,
-                parser.should_keep_alive() if http_version == "1.1" else keep_alive(http_version, tokens),
+                self._keep_alive(http_version, tokens),
                 upgrade,
                 expects_continue(http_version, headers) if self._has_expect else False,
             )
         )
+
+    def _keep_alive(self, http_version: str, tokens: AbstractSet[bytes]) -> bool:
+        if http_version != "1.1":
+            return keep_alive(http_version, tokens)
+        if not self._has_connection and not self._has_proxy_connection:
+            # What llhttp would answer: an HTTP/1.1 request closes only on a (Proxy-)Connection close, and
+            # asking costs a call into the parser per request.
+            return True
+        return bool(self._parser.should_keep_alive())
 
     def on_body(self, body: bytes) -> None:
         self._framing = False

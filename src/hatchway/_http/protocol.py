@@ -62,6 +62,11 @@ class HttpProtocol(ConnectionIO):
         self.body_target: Cycle | None = None
         self.client_eof = False
         self.plain_tasks = self.loop.get_task_factory() is None
+        # Read per request: kept here, as Config is a plain Python object (its attributes cost a lookup each).
+        self._limit = config.limit_concurrency
+        self._reset_contextvars = config.reset_contextvars
+        self._head_timeout = config.timeout_request_header
+        self._keep_alive_timeout = config.timeout_keep_alive
         # With http2: the connection's HTTP/2 side once it speaks HTTP/2, and whether its first bytes are
         # still to be looked at for the HTTP/2 preface (h2c with prior knowledge).
         self.h2: H2Connection | None = None
@@ -83,7 +88,7 @@ class HttpProtocol(ConnectionIO):
             if ssl_object is not None and ssl_object.selected_alpn_protocol() == "h2":
                 self._speak_h2().start(b"")
                 return
-        self._arm("head", self.config.timeout_request_header)
+        self._arm("head", self._head_timeout)
 
     def _speak_h2(self) -> H2Connection:
         """From now on the connection speaks HTTP/2."""
@@ -132,7 +137,7 @@ class HttpProtocol(ConnectionIO):
                 return
             if self._timer_kind == "keep-alive":
                 # The next request has begun: the head must now arrive within the head timeout.
-                self._arm("head", self.config.timeout_request_header)
+                self._arm("head", self._head_timeout)
             self._dispatch(self.codec.feed(data))
             if self.codec.buffered() > HIGH_WATER:
                 # Bytes the codec holds for later (requests behind the one being served, data after an
@@ -270,7 +275,7 @@ class HttpProtocol(ConnectionIO):
     def start_cycle(self, cycle: Cycle) -> None:
         """Run the app for ``cycle`` (an HTTP/1.1 request, or an HTTP/2 stream) in its own task."""
         app = self.app
-        limit = self.config.limit_concurrency
+        limit = self._limit
         # Past the limit, the health paths are answered even so (a liveness probe failing on a busy server
         # would restart it); they are looked at only there, so the plain path pays nothing for them.
         if (
@@ -281,7 +286,7 @@ class HttpProtocol(ConnectionIO):
             logger.warning("Exceeded concurrency limit.")
             app = service_unavailable
         coro = run_http(cycle, app)
-        if self.config.reset_contextvars:
+        if self._reset_contextvars:
             task = contextvars.Context().run(self._new_task, coro)
         else:
             task = self._new_task(coro)
@@ -315,10 +320,10 @@ class HttpProtocol(ConnectionIO):
         elif self.codec.head_started():
             # The next head is on its way: it must be complete within the head timeout (slow clients).
             self.resume_reading()
-            self._arm("head", self.config.timeout_request_header)
+            self._arm("head", self._head_timeout)
         else:
             self.resume_reading()
-            self._arm("keep-alive", self.config.timeout_keep_alive)
+            self._arm("keep-alive", self._keep_alive_timeout)
         if events:
             self._dispatch(events)
         if self.client_eof:

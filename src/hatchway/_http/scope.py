@@ -89,6 +89,13 @@ class ConnectionScope(asyncio.Protocol):
         self.scheme = "http"
         self.proxy_peer: str | None = None
         self.use_proxy = False
+        # The scope's extensions, made once per connection: each request gets its own copy of this dict (the
+        # empty marker dicts inside are the connection's).
+        self._extensions: dict[str, Any] = {
+            "http.response.pathsend": {},
+            "http.response.zerocopysend": {},
+            "http.response.trailers": {},
+        }
 
     def _find_ends(self, transport: asyncio.BaseTransport) -> None:
         """The accepted connection's addresses and scheme, and whether its peer is a trusted proxy."""
@@ -154,10 +161,6 @@ class ConnectionScope(asyncio.Protocol):
             "query_string": head.query,
             "headers": head.headers,
             "state": self.state.lifespan_state.copy(),
-            # File responses (docs/http.md); Starlette's FileResponse uses pathsend when it is offered.
-            "extensions": {
-                "http.response.pathsend": {},
-                "http.response.zerocopysend": {},
-                "http.response.trailers": {},
-            },
+            # File responses and trailers (docs/http.md); Starlette's FileResponse uses pathsend when offered.
+            "extensions": self._extensions.copy(),
         }

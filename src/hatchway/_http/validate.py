@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Set as AbstractSet
 from typing import Final
 
 from hatchway._http.events import ParseError
@@ -194,13 +195,13 @@ def content_length(headers: list[tuple[bytes, bytes]]) -> int:
     return 0
 
 
-def keep_alive(http_version: str, connection: set[bytes]) -> bool:
+def keep_alive(http_version: str, connection: AbstractSet[bytes]) -> bool:
     if http_version == "1.0":
         return b"keep-alive" in connection
     return b"close" not in connection
 
 
-def upgrade_token(headers: list[tuple[bytes, bytes]], connection: set[bytes]) -> bytes | None:
+def upgrade_token(headers: list[tuple[bytes, bytes]], connection: AbstractSet[bytes]) -> bytes | None:
     if b"upgrade" not in connection:
         return None
     for name, value in headers:
