@@ -219,14 +219,20 @@ def test_nghttp_multiplexes_streams(backend: dict[str, Any]) -> None:
     assert result.stdout.count("200") >= 10, result.stdout
 
 
+class _Unbounded(h2.connection.H2Connection):
+    """h2's client, free to open more streams than the server allows (to test the server's refusal)."""
+
+    @property
+    def open_outbound_streams(self) -> int:
+        return 0
+
+
 class H2Client:
     """A small h2c client over a real socket, for what curl and httpx do not show (trailers, resets)."""
 
     def __init__(self, port: int) -> None:
         self.sock = socket.create_connection(("127.0.0.1", port), timeout=5 * UNIT)
-        self.conn = h2.connection.H2Connection(
-            h2.config.H2Configuration(client_side=True, header_encoding=None)
-        )
+        self.conn = _Unbounded(h2.config.H2Configuration(client_side=True, header_encoding=None))
         self.conn.initiate_connection()
         self.flush()
 
@@ -250,7 +256,11 @@ class H2Client:
             data = self.sock.recv(65536)
             if not data:
                 break
-            events += self.conn.receive_data(data)
+            new = self.conn.receive_data(data)
+            for event in new:  # a reading client: what it received, it opens the window for again
+                if isinstance(event, h2.events.DataReceived) and event.flow_controlled_length:
+                    self.conn.acknowledge_received_data(event.flow_controlled_length, event.stream_id)
+            events += new
             self.flush()
             if done(events):
                 break
@@ -500,3 +510,154 @@ def test_limit_concurrency_answers_503_per_stream(backend: dict[str, Any]) -> No
         e.stream_id: dict(e.headers)[b":status"] for e in events if isinstance(e, h2.events.ResponseReceived)
     }
     assert statuses == {first: b"200", second: b"503"}
+
+
+def test_idle_connection_gets_goaway_before_the_close(backend: dict[str, Any]) -> None:
+    with background(echo_scope, timeout_keep_alive=0.3 * UNIT, **backend) as server:
+        client = H2Client(server.port)
+        try:
+            sid = client.request("/once")
+            client.events_until(ended(sid))
+            events = client.events_until(
+                lambda events: any(isinstance(e, h2.events.ConnectionTerminated) for e in events)
+            )
+        finally:
+            client.close()
+    goaway = [e for e in events if isinstance(e, h2.events.ConnectionTerminated)]
+    assert [(e.error_code, e.last_stream_id) for e in goaway] == [(h2.errors.ErrorCodes.NO_ERROR, sid)]
+
+
+def test_a_stream_over_the_concurrency_limit_is_refused_alone(backend: dict[str, Any]) -> None:
+    release = threading.Event()
+
+    async def held(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            return
+        await asyncio.get_running_loop().run_in_executor(None, release.wait, 5 * UNIT)
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"ok"})
+
+    with background(held, h2_max_concurrent_streams=3, **backend) as server:
+        client = H2Client(server.port)
+        try:
+            # Acknowledged SETTINGS first: the client then knows the limit (and the server enforces it).
+            client.events_until(
+                lambda events: any(isinstance(e, h2.events.RemoteSettingsChanged) for e in events)
+            )
+            sids = [client.request(f"/{i}") for i in range(4)]
+            events = client.events_until(ended(sids[3]))
+            release.set()
+            done = {e.stream_id for e in events if isinstance(e, h2.events.StreamEnded)}
+            if not done.issuperset(sids[:3]):
+                events += client.events_until(
+                    lambda new: (
+                        done.union(e.stream_id for e in new if isinstance(e, h2.events.StreamEnded))
+                        >= set(sids[:3])
+                    )
+                )
+        finally:
+            release.set()
+            client.close()
+    resets = {e.stream_id: e.error_code for e in events if isinstance(e, h2.events.StreamReset)}
+    assert resets == {sids[3]: h2.errors.ErrorCodes.REFUSED_STREAM}
+    ok = [e.stream_id for e in events if isinstance(e, h2.events.ResponseReceived)]
+    assert sorted(ok) == sids[:3]
+    assert not [e for e in events if isinstance(e, h2.events.ConnectionTerminated)]
+
+
+def test_requests_with_priority_and_window_updates_are_not_a_flood(backend: dict[str, Any]) -> None:
+    # Browsers put priority on every HEADERS; readers send WINDOW_UPDATE as they go: 700 requests a second on
+    # one connection, each with priority, stay well past h2_max_control_frames_per_second=500.
+    with background(echo_scope, **backend) as server:
+        client = H2Client(server.port)
+        try:
+            for batch in range(7):
+                sids = []
+                for i in range(100):
+                    sid = client.conn.get_next_available_stream_id()
+                    fields = [(":method", "GET"), (":scheme", "http"), (":path", f"/{batch}/{i}")]
+                    client.conn.send_headers(
+                        sid, [*fields, (":authority", "t")], end_stream=True, priority_weight=32
+                    )
+                    sids.append(sid)
+                client.flush()
+                events = client.events_until(ended(sids[-1]))
+                assert not [e for e in events if isinstance(e, h2.events.ConnectionTerminated)]
+            assert sum(isinstance(e, h2.events.ResponseReceived) for e in events) >= 1
+        finally:
+            client.close()
+
+
+def test_one_unread_upload_does_not_stall_the_others(backend: dict[str, Any]) -> None:
+    if backend.get("http") == "zttp":
+        pytest.skip("zttp opens windows itself: reading pauses for the whole connection (docs/http2.md)")
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            return
+        if scope["path"] == "/stuck":
+            await asyncio.sleep(5 * UNIT)  # never reads its body
+            return
+        await echo_scope(scope, receive, send)
+
+    with background(app, h2_initial_window_size=131072, **backend) as server:
+        client = H2Client(server.port)
+        try:
+            client.events_until(
+                lambda events: any(isinstance(e, h2.events.RemoteSettingsChanged) for e in events)
+            )
+            stuck = client.request("/stuck", end=False)
+            for _ in range(6):  # 96 KiB: more than the connection's initial window of 65535
+                client.conn.send_data(stuck, b"s" * 16384)
+            client.flush()
+            other = client.request("/other", end=False)
+            sent = 0
+            events: list[Any] = []
+            while sent < 200_000:  # larger than one stream window: the app reads, windows open
+                room = min(client.conn.local_flow_control_window(other), 16384, 200_000 - sent)
+                if room:
+                    client.conn.send_data(other, b"o" * room)
+                    client.flush()
+                    sent += room
+                else:
+                    events += client.events_until(
+                        lambda ev: any(isinstance(e, h2.events.WindowUpdated) for e in ev), limit=50
+                    )
+            client.conn.end_stream(other)
+            client.flush()
+            events += client.events_until(ended(other))
+        finally:
+            client.close()
+    body = json.loads(b"".join(e.data for e in events if isinstance(e, h2.events.DataReceived)))
+    assert len(body["body"]) == 200_000
+
+
+def test_host_that_differs_from_authority_is_refused(backend: dict[str, Any]) -> None:
+    # RFC 9113 8.3.1: malformed. Both libraries refuse it (h2: the connection, zttp: the stream); the app never
+    # sees a request whose Host and :authority disagree.
+    seen: list[str] = []
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] == "http":
+            seen.append(scope["path"])
+        await echo_scope(scope, receive, send)
+
+    with background(app, **backend) as server:
+        client = H2Client(server.port)
+        try:
+            client.conn.config.validate_outbound_headers = False  # h2 would refuse to send it
+            sid = client.request("/h", host="elsewhere.example")
+            events = client.events_until(
+                lambda ev: any(
+                    isinstance(
+                        e, (h2.events.StreamReset, h2.events.ConnectionTerminated, h2.events.StreamEnded)
+                    )
+                    for e in ev
+                )
+            )
+        finally:
+            client.close()
+    assert seen == []
+    refusals = [e for e in events if isinstance(e, (h2.events.StreamReset, h2.events.ConnectionTerminated))]
+    assert [e.error_code for e in refusals] == [h2.errors.ErrorCodes.PROTOCOL_ERROR]
+    assert sid

@@ -7,7 +7,7 @@ import functools
 from collections.abc import Callable
 from typing import Any
 
-from hatchway._config import Config
+from hatchway._config import OPTIONS, Config
 from hatchway._http.protocol import HttpProtocol, make_codec_factory
 from hatchway._logs import logger
 from hatchway._proxy import TrustedProxies
@@ -15,6 +15,13 @@ from hatchway._proxy_gate import ProxyProtocolGate
 from hatchway._state import ServerState
 
 _zttp_notice_given = False
+# The HTTP/2 options zttp 0.0.35 has no way to apply (the others are enforced above it, in h2_connection.py).
+_ZTTP_FIXED = (
+    "h2_initial_window_size",
+    "h2_max_frame_size",
+    "h2_max_header_list_size",
+    "h2_max_header_frames",
+)
 
 
 def implementation_notices(config: Config) -> None:
@@ -50,6 +57,13 @@ def http_implementation_notice(config: Config) -> None:
         )
     else:
         logger.info("http='zttp': HTTP/2 is served with zttp, HTTP/1.1 by httptools.")
+        defaults = {option.name: option.default for option in OPTIONS}
+        fixed = [name for name in _ZTTP_FIXED if getattr(config, name) != defaults[name]]
+        if fixed:
+            logger.warning(
+                "http='zttp': zttp's HTTP/2 settings are fixed; %s do not apply (docs/http2.md).",
+                ", ".join(fixed),
+            )
 
 
 @functools.lru_cache(maxsize=32)

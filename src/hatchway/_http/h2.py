@@ -30,11 +30,8 @@ if TYPE_CHECKING:
     from hatchway._state import ServerState
 
 _SETTING: Final = h2.settings.SettingCodes
-_CONTROL_EVENTS: Final = (
-    h2.events.PingReceived,
-    h2.events.PriorityUpdated,
-    h2.events.UnknownFrameReceived,
-)
+_CONNECTION_WINDOW_MAX: Final = 16 << 20
+_CONTROL_EVENTS: Final = (h2.events.PingReceived, h2.events.UnknownFrameReceived)
 
 
 class _BoundedFrameBuffer(h2.frame_buffer.FrameBuffer):
@@ -71,6 +68,17 @@ def _error_code(exc: h2.exceptions.ProtocolError) -> int:
     return int(getattr(exc, "error_code", h2.errors.ErrorCodes.PROTOCOL_ERROR))
 
 
+class _Connection(h2.connection.H2Connection):
+    """h2's connection, with the concurrent-stream limit left to hatchway: h2 ends the whole connection with
+    PROTOCOL_ERROR at the first stream over it (before decoding its header block), where RFC 9113 5.1.2 asks
+    for that one stream to be refused; ``H2Connection.open_request`` refuses it with REFUSED_STREAM."""
+
+    @property
+    def open_inbound_streams(self) -> int:
+        h2.connection.H2Connection.open_inbound_streams.fget(self)  # type: ignore[attr-defined]  # (its cleanup)
+        return 0
+
+
 class H2Backend(H2Connection):
     """An HTTP/2 connection whose frames h2 reads and writes."""
 
@@ -85,7 +93,7 @@ class H2Backend(H2Connection):
             validate_outbound_headers=False,
             normalize_outbound_headers=False,
         )
-        conn = h2.connection.H2Connection(config=h2_config)
+        conn = _Connection(config=h2_config)
         conn.local_settings = h2.settings.Settings(
             client=False,
             initial_values={
@@ -111,9 +119,19 @@ class H2Backend(H2Connection):
 
     def initiate(self) -> None:
         self.h2.initiate_connection()
+        self._open_connection_window()
+
+    def _open_connection_window(self) -> None:
+        # The connection's receive window starts at 65535 whatever SETTINGS say (RFC 9113 6.9.2): raised to room
+        # for every stream's window (at most 16 MiB), so one stream whose app does not read stalls no other.
+        config = self.config
+        target = min(config.h2_initial_window_size * config.h2_max_concurrent_streams, _CONNECTION_WINDOW_MAX)
+        if target > 65535:
+            self.h2.increment_flow_control_window(target - 65535)
 
     def initiate_upgraded(self, settings: bytes, head: RequestHead) -> bool:
         self.h2.initiate_upgrade_connection(settings)
+        self._open_connection_window()
         return False
 
     # -- bytes in -----------------------------------------------------------------------------------------
@@ -153,19 +171,29 @@ class H2Backend(H2Connection):
             self._blocked.pop(event.stream_id, None)
             self.stream_reset(event.stream_id)
         elif cls is h2.events.WindowUpdated:
-            self.control()
+            # An update that lets waiting bytes go is the client reading (nghttp sends one per chunk of a large
+            # download): only the others count towards the control-frame budget.
             if event.stream_id:
                 stream = self._blocked.get(event.stream_id)
                 if stream is not None:
                     self.pump(stream)
-            else:
+                else:
+                    self.control()
+            elif self._blocked:
                 self.pump_all()
+            else:
+                self.control()
         elif cls is h2.events.RemoteSettingsChanged:
             self.control()
             if _SETTING.INITIAL_WINDOW_SIZE in event.changed_settings:
                 self.pump_all()
         elif cls is h2.events.ConnectionTerminated:
             self.close()
+        elif cls is h2.events.PriorityUpdated:
+            # Priority carried by a request's own HEADERS frame (browsers send it on every request) is not a
+            # control frame; a PRIORITY frame for a stream that is not open is.
+            if event.stream_id not in self.streams:
+                self.control()
         elif cls in _CONTROL_EVENTS:
             self.control()
         # TrailersReceived: request trailers are dropped, as over HTTP/1.1 (docs/security.md).

@@ -130,8 +130,15 @@ class H2Connection:
         ended: bool,
     ) -> None:
         """A request's header block: ``fields`` without pseudo-headers, as the library checked them."""
-        if self.goaway_sent:
+        if self.goaway_sent or len(self.streams) >= self.config.h2_max_concurrent_streams:
+            # After GOAWAY, or past the advertised limit (RFC 9113 5.1.2): this stream is refused, the others go on.
+            # Refusals count as resets: opening streams past the limit in bulk is the rapid-reset pattern too.
             self.refuse(stream_id)
+            if not self.resets.spend(self.loop.time()):
+                logger.warning(
+                    "HTTP/2 client %s opened too many refused streams; closing.", self.proto.peer_text()
+                )
+                self.terminate(ENHANCE_YOUR_CALM)
             return
         if protocol is not None or method == b"CONNECT":
             if protocol == b"websocket" and method == b"CONNECT" and self.config.ws != "none":
@@ -150,6 +157,8 @@ class H2Connection:
         if authority and not has_host:
             # RFC 9113 8.3.1: :authority stands in for Host; ASGI apps read the host header.
             fields.insert(0, (b"host", authority))
+        # (A Host naming another authority than :authority makes the request malformed, RFC 9113 8.3.1: both
+        # libraries refuse it before it gets here; tests/test_http2.py holds them to it.)
         raw_path, query = split_target(target)
         head = RequestHead(
             method.decode("ascii", "replace"), raw_path, query, "2", fields, True, None, expect_continue
@@ -333,10 +342,12 @@ class H2Connection:
         ones are refused (RFC 9113 6.8)."""
         if self.closed or self.goaway_sent:
             return
-        self.goaway_sent = True
-        self.flush()
+        # What is queued, then the GOAWAY, in one write; goaway_sent set only then (flush() closes a connection
+        # with no streams once it is set, which would drop the GOAWAY).
+        out = self.output()
         if not self.proto.closed:
-            self.transport.write(self.goaway(NO_ERROR))
+            self.transport.write(out + self.goaway(NO_ERROR))
+        self.goaway_sent = True
         if not self.streams:
             self.close()
 

@@ -29,6 +29,8 @@ if TYPE_CHECKING:
 # Streams served on one connection before a graceful GOAWAY (zttp ends the connection itself at 4097, with
 # ENHANCE_YOUR_CALM, which clients report as an error; a GOAWAY with NO_ERROR just before makes them reconnect).
 _MAX_STREAMS: Final = 4000
+# The same for client resets (zttp's cap: 256 over the connection's life; a browser cancels requests routinely).
+_MAX_RESETS: Final = 200
 _NEED_DATA: Final = zttp.NEED_DATA
 
 
@@ -39,6 +41,7 @@ class ZttpBackend(H2Connection):
         super().__init__(proto, config, state)
         self.zttp: Any = zttp.Connection(zttp.SERVER, protocol=zttp.HTTP2)
         self._opened = 0
+        self._resets = 0
         self._blocked: dict[int, H2Stream] = {}  # streams whose parked bytes are over the high-water mark
         self._unsent: dict[int, H2Stream] = {}  # finished responses whose last bytes wait for a window
         self._reading_held = False
@@ -94,6 +97,9 @@ class ZttpBackend(H2Connection):
             self._blocked.pop(event.stream_id, None)
             self._unsent.pop(event.stream_id, None)
             self.stream_reset(event.stream_id)
+            self._resets += 1
+            if self._resets == _MAX_RESETS:
+                self.shutdown()  # before zttp's own cap ends the connection with ENHANCE_YOUR_CALM
         elif cls is zttp.WindowUpdate:
             self.control()
             self.pump_all()
