@@ -2,7 +2,7 @@
 
 The adapter is mechanical: feed bytes to the codec, act on each event, write what cycles produce. What the
 connection knows of its ends and the scope it builds are in ``scope.py``, its writes, flow control and
-timers in ``connection.py`` (the base classes of ``HttpProtocol``); what an upgrade needs in ``upgrade.py``.
+timers in ``connection.py`` (the base classes of ``HttpProtocol``); what an h2c upgrade needs in ``upgrade.py``.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from hatchway._http.cycle import HIGH_WATER, Cycle
 from hatchway._http.events import Body, Codec, ParseError, RequestEnd, RequestHead
 from hatchway._http.h2_connection import PREFACE, H2Connection, new_connection
 from hatchway._http.scope import ERROR_TEXT, make_codec_factory
-from hatchway._http.upgrade import h2c_settings, websocket_scope
+from hatchway._http.upgrade import h2c_settings
 from hatchway._http.wire import plain_response
 from hatchway._logs import escape, logger
 from hatchway._proxy import TrustedProxies
@@ -396,6 +396,7 @@ class HttpProtocol(ConnectionIO):
             return False
         try:
             from hatchway._ws.protocol import start_websocket
+            from hatchway._ws.scope import websocket_scope
         except ImportError:  # pragma: no cover - websockets is a dependency
             logger.warning("Unsupported upgrade request: the websockets library is not installed.")
             return False
@@ -403,7 +404,7 @@ class HttpProtocol(ConnectionIO):
         self._flush_out()  # a pipelined response before the upgrade goes first
         self.closed = True  # this protocol no longer owns the transport
         self.state.connection_closed(self)
-        scope = websocket_scope(self.http_scope(head), head)
+        scope = websocket_scope(self.http_scope(head))
         start_websocket(
             self.transport, self.config, self.state, self.app, scope, head, self.codec.trailing_data()
         )

@@ -1,12 +1,12 @@
-"""What an HTTP/1.1 ``Upgrade`` request must carry to be accepted, and the scope a WebSocket gets from its head.
+"""What an HTTP/1.1 ``Upgrade: h2c`` request must carry to be accepted.
 
-Decisions only: the protocol (``HttpProtocol._try_h2c``, ``_try_websocket``) hands the connection over.
+A decision only: the protocol (``HttpProtocol._try_h2c``) hands the connection over. A WebSocket's scope is
+made by ``hatchway._ws.scope.websocket_scope``, shared with HTTP/2's extended CONNECT.
 """
 
 from __future__ import annotations
 
 import base64
-from typing import Any
 
 from hatchway._http.events import RequestHead
 
@@ -30,19 +30,3 @@ def h2c_settings(head: RequestHead) -> bytes | None:
     except ValueError:
         return None
     return settings
-
-
-def websocket_scope(scope: dict[str, Any], head: RequestHead) -> dict[str, Any]:
-    """The WebSocket scope for an upgrade request, made from its HTTP scope (changed in place)."""
-    scope["type"] = "websocket"
-    scope["scheme"] = "wss" if scope["scheme"] in ("https", "wss") else "ws"
-    del scope["method"]
-    scope["subprotocols"] = [
-        p.strip().decode("latin-1")
-        for name, value in head.headers
-        if name == b"sec-websocket-protocol"
-        for p in value.split(b",")
-        if p.strip()
-    ]
-    scope["extensions"] = {"websocket.http.response": {}}
-    return scope
