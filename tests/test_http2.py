@@ -144,10 +144,13 @@ def test_upgrade_h2c_with_a_body_is_answered_over_http1(http2: bool) -> None:
 
 
 @needs_curl
-def test_http2_flag_off_means_http1_only() -> None:
-    with background(echo_scope) as server:
+@pytest.mark.parametrize("http", ["httptools", "h11"])
+def test_http2_flag_off_means_http1_only(http: str, caplog: pytest.LogCaptureFixture) -> None:
+    with background(echo_scope, http=http) as server:
         result = curl("--http2-prior-knowledge", f"{server.url}/")
         assert result.returncode != 0  # the preface is not an HTTP/1.1 request
+        # The log says what happened and what to do, in both codecs' words.
+        assert any("HTTP/2 is off (start the server with --http2)" in r.getMessage() for r in caplog.records)
         seen, version = seen_by_curl("--http2", f"{server.url}/")
     assert (seen["http_version"], version) == ("1.1", "1.1")
 

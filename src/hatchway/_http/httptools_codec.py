@@ -21,6 +21,7 @@ from hatchway._http.events import (
 from hatchway._http.validate import (
     MAX_CHUNK_LINE,
     MAX_TRAILER,
+    PREFACE_REFUSED,
     content_length,
     expects_continue,
     head_problem,
@@ -53,6 +54,8 @@ def _parse_error(exc: Exception) -> ParseError:
     text = str(exc)
     if text == "Invalid HTTP version":
         return ParseError(505, text)
+    if text == "Pause on PRI/Upgrade":  # llhttp's words for the HTTP/2 preface
+        return ParseError(400, PREFACE_REFUSED)
     return ParseError(400, text or type(exc).__name__)
 
 

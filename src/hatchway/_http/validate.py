@@ -98,6 +98,10 @@ def find_head_end(data: bytes | bytearray, start: int = 0) -> int:
     return match.end() if match else -1
 
 
+#: The reason logged when an HTTP/2 client (prior knowledge) reaches a server without http2.
+PREFACE_REFUSED: Final = "the HTTP/2 connection preface, and HTTP/2 is off (start the server with --http2)"
+
+
 def raw_head_problem(head: bytes, max_fields: int) -> ParseError | None:
     """Refusals for a complete raw head (request line to blank line) that llhttp makes on the wire."""
     line_version = _REQUEST_LINE_VERSION.match(head)
@@ -110,6 +114,8 @@ def raw_head_problem(head: bytes, max_fields: int) -> ParseError | None:
     lines = head[:-4].split(b"\r\n")
     method, _, rest = lines[0].partition(b" ")
     if method not in LLHTTP_METHODS:
+        if lines[0] == b"PRI * HTTP/2.0":
+            return ParseError(400, PREFACE_REFUSED)
         return ParseError(400, "invalid method")
     if rest[:1] == b" ":
         return ParseError(400, "invalid request line")
