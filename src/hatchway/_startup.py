@@ -79,9 +79,15 @@ def connection_factory(
     """The protocol factory for the listeners: HTTP, behind the PROXY gate when ``proxy_protocol`` is on."""
     trusted = trusted_proxies(tuple(config.trusted_proxies)) if config.proxy_headers else None
     codec_factory = make_codec_factory(config)
+    websockets = None
+    if config.ws != "none":
+        # Imported here, at start-up, not by the HTTP layer: the WebSocket layer sits above it (_ws/handoff.py).
+        from hatchway._ws.handoff import WEBSOCKETS
+
+        websockets = WEBSOCKETS
 
     def factory() -> asyncio.Protocol:
-        return HttpProtocol(config, state, app, codec_factory, trusted, loop)
+        return HttpProtocol(config, state, app, codec_factory, trusted, loop, websockets)
 
     if config.proxy_protocol != "off":
         return _proxy_protocol_factory(config, state, factory, loop)

@@ -141,7 +141,7 @@ class H2Connection:
                 self.terminate(ENHANCE_YOUR_CALM)
             return
         if protocol is not None or method == b"CONNECT":
-            if protocol == b"websocket" and method == b"CONNECT" and self.config.ws != "none":
+            if protocol == b"websocket" and method == b"CONNECT" and self.proto.websockets is not None:
                 self._open_websocket(stream_id, target, fields, authority, ended)
             else:
                 # Plain CONNECT (a tunnel) and extended CONNECT for another protocol are not served.
@@ -188,9 +188,8 @@ class H2Connection:
         ended: bool,
     ) -> None:
         """Extended CONNECT with ``:protocol websocket`` (RFC 8441): the stream carries one WebSocket."""
-        try:
-            from hatchway._ws.over_h2 import open_websocket
-        except ImportError:  # pragma: no cover - websockets is a dependency
+        websockets = self.proto.websockets
+        if websockets is None:  # (ws="none": the setting is not advertised either)
             self.respond_bare(stream_id, 501)
             return
         if authority and not any(name == b"host" for name, _ in fields):
@@ -200,7 +199,7 @@ class H2Connection:
         self._busy()
         stream = H2Stream(self, stream_id)
         self.streams[stream_id] = stream
-        open_websocket(stream, self.proto.http_scope(head), self.proto.app)
+        websockets.over_h2(stream, self.proto.http_scope(head), self.proto.app)
         if ended:
             self.request_end(stream_id)
 

@@ -28,6 +28,7 @@ from hatchway._proxy import TrustedProxies
 if TYPE_CHECKING:
     from hatchway._config import Config
     from hatchway._state import ServerState
+    from hatchway._ws.handoff import WebSocketHandoff
 
 # make_codec_factory is imported from here by the server's start-up and benchmarks/hotpath.py (which also runs
 # older trees, where it was defined here).
@@ -51,9 +52,12 @@ class HttpProtocol(ConnectionIO):
         codec_factory: Callable[[], Codec],
         trusted: TrustedProxies | None,
         loop: asyncio.AbstractEventLoop | None = None,
+        websockets: WebSocketHandoff | None = None,
     ) -> None:
         super().__init__(config, state, trusted, loop)
         self.app = app
+        # Where WebSocket upgrades go (handed in by the server, None when ws="none": served as plain HTTP).
+        self.websockets = websockets
         self.codec = codec_factory()
         # The cycle whose response is being produced, and the parsed requests waiting their turn.
         self.cycle: Cycle | None = None
@@ -392,21 +396,21 @@ class HttpProtocol(ConnectionIO):
         return True
 
     def _try_websocket(self, head: RequestHead) -> bool:
-        if self.config.ws == "none":
-            return False
-        try:
-            from hatchway._ws.protocol import start_websocket
-            from hatchway._ws.scope import websocket_scope
-        except ImportError:  # pragma: no cover - websockets is a dependency
-            logger.warning("Unsupported upgrade request: the websockets library is not installed.")
+        websockets = self.websockets
+        if websockets is None:
             return False
         self._cancel_timers()
         self._flush_out()  # a pipelined response before the upgrade goes first
         self.closed = True  # this protocol no longer owns the transport
         self.state.connection_closed(self)
-        scope = websocket_scope(self.http_scope(head))
-        start_websocket(
-            self.transport, self.config, self.state, self.app, scope, head, self.codec.trailing_data()
+        websockets.over_http1(
+            self.transport,
+            self.config,
+            self.state,
+            self.app,
+            self.http_scope(head),
+            head,
+            self.codec.trailing_data(),
         )
         return True
 
