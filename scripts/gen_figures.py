@@ -5,6 +5,10 @@ Sources (each records the command, date, machine and versions it came from):
 - ``benchmarks/results/latest.json``            ``python benchmarks/run.py --workers-scaling``
 - ``benchmarks/results/background_cycle.json``  ``python benchmarks/background_cycle.py -n 200 --json``
 - ``benchmarks/results/reload_latency.json``    ``python benchmarks/reload_latency.py --edits 15 --json``
+- ``benchmarks/results/pythons-py3.11.json``, ``pythons-py3.13.json``
+                                                ``python benchmarks/run.py --python 3.11,3.13 ...`` (the same
+                                                scenarios on two Pythons, each against uvicorn on that Python)
+- ``benchmarks/results/http2.json``             ``python benchmarks/run.py --scenarios h2-plain,h2-json,h2-post``
 - ``benchmarks/results/recorded.json``          figures of scripts that do not write JSON yet, with their
                                                 command, date and where they were copied from
 
@@ -211,6 +215,76 @@ def _wrap(text: str) -> str:
     return textwrap.fill(text, 110, break_on_hyphens=False, break_long_words=False)
 
 
+#: The Python versions the README sets side by side, and the result files of that run.
+PYTHON_RUNS = {"3.11": "pythons-py3.11", "3.13": "pythons-py3.13"}
+PYTHON_SCENARIOS = {
+    "plain": "plain text, 64 connections",
+    "plain-1conn": "plain text, 1 connection",
+    "json": "JSON ~100 B",
+    "fastapi": "FastAPI + pydantic",
+}
+H2_SCENARIOS = {"h2-plain": "plain text", "h2-json": "JSON ~100 B", "h2-post": "1 KiB POST echo"}
+H2_SERVERS = {
+    "hatchway-h2": "hatchway `--http2` (h2)",
+    "hatchway-zttp-h2": "hatchway `--http zttp --http2`",
+    "uvicorn-zttp-h2": "uvicorn `--http zttp --http2`",
+    "hypercorn": "hypercorn",
+    "granian": "granian",
+}
+
+
+def pythons_section() -> str:
+    """hatchway, granian and uvicorn on each Python of PYTHON_RUNS, each against uvicorn on that Python."""
+    runs = {version: load(name) for version, name in PYTHON_RUNS.items()}
+    header = (
+        "| scenario | "
+        + " | ".join(f"hatchway, {v} | granian, {v}" for v in runs)
+        + " | server CPU µs/request, hatchway / uvicorn ("
+        + ", ".join(runs)
+        + ") |"
+    )
+    lines = [header, "|---|" + "---:|" * (2 * len(runs) + 1)]
+    for key, label in PYTHON_SCENARIOS.items():
+        cells = [label]
+        cpu = []
+        for run in runs.values():
+            row = run["summary"][key]
+            cells += [f"**{_x(row[HATCHWAY]['ratio_rps'])}**", _x(row["granian"]["ratio_rps"])]
+            cpu.append(f"{row[HATCHWAY]['cpu_us_per_req']:.1f} / {row[UVICORN]['cpu_us_per_req']:.1f}")
+        cells.append("; ".join(cpu))
+        lines.append("| " + " | ".join(cells) + " |")
+    first = next(iter(runs.values()))["meta"]
+    text = (
+        "On each Python hatchway supports, the compiled build is what users get. The same scenarios on "
+        + " and ".join(f"Python {run['meta']['machine']['python']}" for run in runs.values())
+        + ", each a ratio to uvicorn (httptools + uvloop) on that Python in the same run "
+        f"({_source(first)}; {first['rounds']} interleaved rounds):"
+    )
+    return _wrap(text) + "\n\n" + "\n".join(lines)
+
+
+def http2_section() -> str:
+    run = load("http2")
+    meta, summary = run["meta"], run["summary"]
+    names = [name for name in H2_SERVERS if all(name in summary[key] for key in H2_SCENARIOS)]
+    lines = [
+        "| HTTP/2, 16 connections x 32 streams | " + " | ".join(H2_SERVERS[n] for n in names) + " |",
+        "|---|" + "---:|" * len(names),
+    ]
+    for key, label in H2_SCENARIOS.items():
+        row = summary[key]
+        cells = [label] + [f"{_x(row[n]['ratio_rps'])} ({row[n]['cpu_us_per_req']:.0f} µs)" for n in names]
+        lines.append("| " + " | ".join(cells) + " |")
+    text = (
+        "HTTP/2 in clear text (h2c, prior knowledge), loaded by h2load: requests/s as a ratio to uvicorn "
+        "`--http zttp --http2`, with server CPU per request in brackets "
+        f"({_source(meta)}; {meta['rounds']} interleaved rounds). hatchway's default HTTP/2 backend is the h2 "
+        "library, which costs most of its time; `--http zttp --http2` (uvicorn's spelling) uses zttp's native "
+        "parser, with zttp's fixed limits ([docs/http2.md](docs/http2.md) says what differs):"
+    )
+    return _wrap(text) + "\n\n" + "\n".join(lines)
+
+
 def readme_benchmarks(latest: dict[str, Any]) -> str:
     meta, s = latest["meta"], latest["summary"]
     v = meta["versions"]
@@ -244,6 +318,8 @@ def readme_benchmarks(latest: dict[str, Any]) -> str:
             main_table(latest),
             _wrap(details),
             "![throughput relative to uvicorn](benchmarks/results/latest.png)",
+            pythons_section(),
+            http2_section(),
             "Also measured, each in a same-run comparison:",
             _wrap("\n".join(also_measured())),
         ]
