@@ -438,6 +438,20 @@ CASES: list[WireCase] = [
         + SMUGGLED,
         [error(400)],
     ),
+    # llhttp treats Proxy-Connection as Connection: an upgrade there made the body a second request for
+    # httptools (and a body for h11). Refused by both.
+    WireCase(
+        "smuggle-in-proxy-connection-upgrade-body",
+        b"POST / HTTP/1.1\r\nHost: a\r\nProxy-Connection: upgrade\r\nUpgrade: foo\r\n"
+        b"Content-Length: %d\r\n\r\n" % len(SMUGGLED) + SMUGGLED,
+        [error(400)],
+        split=True,
+    ),
+    WireCase(
+        "proxy-connection-upgrade-without-body",
+        b"GET / HTTP/1.1\r\nHost: a\r\nProxy-Connection: Upgrade\r\nUpgrade: h2c\r\n\r\n" + OK,
+        [error(400)],
+    ),
     # Upgrade: h2c with a body (curl --http2 -d) is answered over HTTP/1.1, its body read as a body by both
     # codecs: what looks like a request inside it is never served.
     WireCase(

@@ -47,6 +47,11 @@ def head_problem(http_version: str, headers: list[tuple[bytes, bytes]]) -> Parse
                 return ParseError(400, "invalid Content-Length")
         elif name == b"transfer-encoding":
             transfer_encodings.extend(t.strip().lower() for t in value.split(b","))
+        elif name == b"proxy-connection" and value.lower().find(b"upgrade") != -1:
+            # llhttp reads the obsolete Proxy-Connection as Connection: with an Upgrade header it stops at the
+            # head and leaves any body to be parsed as the next request, where h11 reads it as a body.
+            # Nothing legitimate sends it (RFC 9112 9.6 lists Proxy-Connection as obsolete): refused.
+            return ParseError(400, "Proxy-Connection: upgrade")
     # RFC 9112 3.2: exactly one Host on HTTP/1.1, at most one on HTTP/1.0, and a valid value.
     if hosts > 1:
         return ParseError(400, "duplicate Host header")
