@@ -438,6 +438,13 @@ CASES: list[WireCase] = [
         + SMUGGLED,
         [error(400)],
     ),
+    # The same with a body larger than the codec's read piece, all in one read, and a request behind it.
+    WireCase(
+        "h2c-offer-with-a-large-body-then-a-request",
+        b"POST / HTTP/1.1\r\nHost: a\r\nConnection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\n"
+        b"HTTP2-Settings: AAMAAABkAAQAoAAAAAIAAAAA\r\nContent-Length: 5000\r\n\r\n" + b"b" * 5000 + OK,
+        [P, body(b"b" * 5000), END, head(), END],
+    ),
     # llhttp treats Proxy-Connection as Connection: an upgrade there made the body a second request for
     # httptools (and a body for h11). Refused by both.
     WireCase(

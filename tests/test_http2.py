@@ -6,6 +6,7 @@ The raw-frame conformance cases (RFC 9113 / 7541 and the floods) are in tests/te
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import shutil
 import socket
@@ -18,6 +19,7 @@ import h2.config
 import h2.connection
 import h2.errors
 import h2.events
+import h2.settings
 import httpx
 import pytest
 
@@ -256,7 +258,10 @@ class H2Client:
         """Events until ``done(events)``; the socket's timeout bounds every read."""
         events: list[Any] = []
         for _ in range(limit):
-            data = self.sock.recv(65536)
+            try:
+                data = self.sock.recv(65536)
+            except ConnectionResetError:  # the server closed while this client still sent (after a GOAWAY)
+                break
             if not data:
                 break
             new = self.conn.receive_data(data)
@@ -264,7 +269,8 @@ class H2Client:
                 if isinstance(event, h2.events.DataReceived) and event.flow_controlled_length:
                     self.conn.acknowledge_received_data(event.flow_controlled_length, event.stream_id)
             events += new
-            self.flush()
+            with contextlib.suppress(ConnectionResetError, BrokenPipeError):  # the server may have closed
+                self.flush()
             if done(events):
                 break
         return events
@@ -664,3 +670,95 @@ def test_host_that_differs_from_authority_is_refused(backend: dict[str, Any]) ->
     refusals = [e for e in events if isinstance(e, (h2.events.StreamReset, h2.events.ConnectionTerminated))]
     assert [e.error_code for e in refusals] == [h2.errors.ErrorCodes.PROTOCOL_ERROR]
     assert sid
+
+
+@pytest.mark.parametrize(("method", "status"), [("HEAD", 200), ("GET", 204), ("GET", 304)])
+def test_bodiless_response_ends_its_stream_when_the_head_went_first(
+    backend: dict[str, Any], method: str, status: int
+) -> None:
+    async def slow_end(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            return
+        await send({"type": "http.response.start", "status": status, "headers": []})
+        await asyncio.sleep(0.05)  # the head goes out on its own first
+        await send({"type": "http.response.body", "body": b""})
+
+    with background(slow_end, **backend) as server:
+        client = H2Client(server.port)
+        try:
+            sid = client.conn.get_next_available_stream_id()
+            fields = [(":method", method), (":scheme", "http"), (":path", "/"), (":authority", "t")]
+            client.conn.send_headers(sid, fields, end_stream=True)
+            client.flush()
+            events = client.events_until(ended(sid))
+        finally:
+            client.close()
+    assert any(isinstance(e, h2.events.StreamEnded) and e.stream_id == sid for e in events)
+
+
+def test_bodies_the_app_does_not_read_release_the_connection_window(backend: dict[str, Any]) -> None:
+    # 200 uploads of 48 KB answered without reading, on one connection: ~9.6 MB, more than the connection
+    # window. Each unread body must be credited back, or the connection stalls for good.
+    async def refuse(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            return
+        await send({"type": "http.response.start", "status": 401, "headers": []})
+        await send({"type": "http.response.body", "body": b"no"})
+
+    with background(refuse, **backend) as server:
+        client = H2Client(server.port)
+        try:
+            for _ in range(200):
+                sid = client.conn.get_next_available_stream_id()
+                fields = [(":method", "POST"), (":scheme", "http"), (":path", "/"), (":authority", "t")]
+                client.conn.send_headers(sid, fields)
+                sent = 0
+                events: list[Any] = []
+                while sent < 48_000:
+                    room = min(client.conn.local_flow_control_window(sid), 16384, 48_000 - sent)
+                    if room <= 0:
+                        events += client.events_until(
+                            lambda ev: any(
+                                isinstance(e, (h2.events.WindowUpdated, h2.events.StreamReset)) for e in ev
+                            )
+                        )
+                        if any(isinstance(e, h2.events.StreamReset) and e.stream_id == sid for e in events):
+                            break
+                        continue
+                    client.conn.send_data(sid, b"u" * room, end_stream=sent + room == 48_000)
+                    client.flush()
+                    sent += room
+                if not any(isinstance(e, h2.events.StreamEnded) and e.stream_id == sid for e in events):
+                    events += client.events_until(ended(sid))
+                assert not [e for e in events if isinstance(e, h2.events.ConnectionTerminated)]
+        finally:
+            client.close()
+
+
+def test_window_update_flood_on_a_closed_window_is_counted() -> None:
+    # The client holds every stream's window at zero (its SETTINGS), then sends one-byte connection updates:
+    # they let nothing go, so they count against h2_max_control_frames_per_second.
+    async def big(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            return
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"x" * 100_000})
+
+    with background(big, http2=True) as server:
+        client = H2Client(server.port)
+        try:
+            client.conn.update_settings({h2.settings.SettingCodes.INITIAL_WINDOW_SIZE: 0})
+            client.flush()
+            for i in range(10):
+                client.request(f"/{i}")
+            for _ in range(2000):
+                client.conn.increment_flow_control_window(1)
+            with contextlib.suppress(ConnectionResetError, BrokenPipeError):  # closed mid-flood: expected
+                client.flush()
+            events = client.events_until(
+                lambda ev: any(isinstance(e, h2.events.ConnectionTerminated) for e in ev)
+            )
+        finally:
+            client.close()
+    goaway = [e for e in events if isinstance(e, h2.events.ConnectionTerminated)]
+    assert [e.error_code for e in goaway] == [h2.errors.ErrorCodes.ENHANCE_YOUR_CALM]

@@ -116,6 +116,7 @@ class H2Backend(H2Connection):
         self._pending_trailers: dict[int, Headers] = {}
         self._blocked: dict[int, H2Stream] = {}  # streams with bytes waiting for a window
         self._settings_seen = False
+        self._sent = False  # set by pump when it sends: see WindowUpdated
 
     def initiate(self) -> None:
         self.h2.initiate_connection()
@@ -173,15 +174,16 @@ class H2Backend(H2Connection):
         elif cls is h2.events.WindowUpdated:
             # An update that lets waiting bytes go is the client reading (nghttp sends one per chunk of a large
             # download): only the others count towards the control-frame budget.
+            # (Counted unless it actually let bytes go: an update by one byte to a window held at zero by the
+            # client's own SETTINGS would otherwise be free, and each one re-runs the pump.)
+            self._sent = False
             if event.stream_id:
                 stream = self._blocked.get(event.stream_id)
                 if stream is not None:
                     self.pump(stream)
-                else:
-                    self.control()
             elif self._blocked:
                 self.pump_all()
-            else:
+            if not self._sent:
                 self.control()
         elif cls is h2.events.RemoteSettingsChanged:
             self.control()
@@ -259,12 +261,14 @@ class H2Backend(H2Connection):
                 if len(data) <= room:
                     if data or stream.end_pending:
                         conn.send_data(sid, data, end_stream=stream.end_pending)
+                        self._sent = True
                     data = b""
                     stream.end_pending = False
                     break
                 if room <= 0:
                     break
                 conn.send_data(sid, data[:room])
+                self._sent = True
                 data = data[room:]
         except h2.exceptions.StreamClosedError:
             data = b""

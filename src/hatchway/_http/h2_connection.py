@@ -262,6 +262,8 @@ class H2Connection:
         stream = self.streams.pop(stream_id, None)
         if stream is not None:
             cycle = stream.cycle
+            if cycle is not None and not self.closed:
+                self._release_body(stream_id, cycle)
             stream.lost()
             # The app's work for a stream the client gave up is cancelled (rapid reset costs no app time); when
             # the server gives up (a timeout), the app learns it as over HTTP/1.1, from http.disconnect.
@@ -287,15 +289,22 @@ class H2Connection:
         self.state.count_request()
         sid = stream.stream_id
         cycle = stream.cycle
-        if cycle is not None and not cycle.request_complete and sid in self.streams and not self.closed:
-            # RFC 9113 8.1: a complete response before the whole request: the client may stop sending.
-            self.ack(sid, cycle.body_dropped())
-            if not self.sending(stream):
+        if cycle is not None and sid in self.streams and not self.closed:
+            # Body bytes the app did not read hold the connection's window: released (else a connection whose
+            # apps answer without reading would, upload by upload, stall for good).
+            self._release_body(sid, cycle)
+            if not cycle.request_complete and not self.sending(stream):
+                # RFC 9113 8.1: a complete response before the whole request: the client may stop sending.
                 self.send_reset(sid, NO_ERROR)
         if not self.sending(stream):
             self.streams.pop(sid, None)
             self._maybe_idle()
         self.flush_soon()
+
+    def _release_body(self, stream_id: int, cycle: H2Cycle) -> None:
+        size = cycle.body_dropped()
+        if size:
+            self.ack(stream_id, size)
 
     def sent_all(self, stream: H2Stream) -> None:
         """The last bytes of a finished response went out: the stream is done with."""
@@ -323,8 +332,12 @@ class H2Connection:
     def resume_writing(self) -> None:
         self.pump_all()
         self.flush()
-        if self.transport.get_write_buffer_size() <= WRITE_LIMIT:
+        if self.transport.get_write_buffer_size() <= WRITE_LIMIT and not self.reading_held():
             self.proto.resume_reading()
+
+    def reading_held(self) -> bool:
+        """The backend keeps the connection from reading (zttp: a stream's unread body is over the mark)."""
+        return False
 
     # -- the end ----------------------------------------------------------------------------------------------
     def terminate(self, code: int) -> None:

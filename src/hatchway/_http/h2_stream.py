@@ -286,6 +286,9 @@ class H2Cycle(Cycle):
         if self._no_body():
             if self._fields is not None:
                 self._send_head(final and not self.trailers)
+            elif final and not self.trailers:
+                # The head went out already (the app waited between its messages): the stream still ends.
+                self.stream.send_data(b"", True)
             if final:
                 self._body_done()
             return

@@ -94,6 +94,11 @@ class ZttpBackend(H2Connection):
         elif cls is zttp.EndOfMessage:
             self.request_end(event.stream_id)
         elif cls is zttp.RstStream:
+            if event.stream_id not in self.streams:
+                # A stream this side ended already (zttp also reports the resets it makes itself, e.g. for
+                # DATA a client still sends after the server's RST_STREAM NO_ERROR): not the client's reset.
+                self.control()
+                return
             self._blocked.pop(event.stream_id, None)
             self._unsent.pop(event.stream_id, None)
             self.stream_reset(event.stream_id)
@@ -202,6 +207,9 @@ class ZttpBackend(H2Connection):
             if stream is None or _unread(stream) <= HIGH_WATER:
                 self._reading_held = False
                 self.proto.resume_reading()
+
+    def reading_held(self) -> bool:
+        return self._reading_held
 
     def send_reset(self, stream_id: int, code: int) -> None:
         self._blocked.pop(stream_id, None)

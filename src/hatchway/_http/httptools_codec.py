@@ -147,6 +147,8 @@ class HttptoolsCodec:
                 rest = data[start:]
                 if rest and not self._failed:
                     self._hold(rest)
+                    if self._h2c_body:  # the rest of an Upgrade: h2c request's body was in this read
+                        self._read_h2c_body()
                 return
 
     def _stopped(self) -> bool:
