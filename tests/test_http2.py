@@ -762,3 +762,18 @@ def test_window_update_flood_on_a_closed_window_is_counted() -> None:
             client.close()
     goaway = [e for e in events if isinstance(e, h2.events.ConnectionTerminated)]
     assert [e.error_code for e in goaway] == [h2.errors.ErrorCodes.ENHANCE_YOUR_CALM]
+
+
+def test_default_header_options_apply_over_http2(backend: dict[str, Any]) -> None:
+    options = {"headers": ["x-served-by: edge-1"], "server_header": False, "date_header": False}
+    with background(echo_scope, **options, **backend) as server:
+        client = H2Client(server.port)
+        try:
+            sid = client.request("/h")
+            events = client.events_until(ended(sid))
+        finally:
+            client.close()
+    response = dict(next(e for e in events if isinstance(e, h2.events.ResponseReceived)).headers)
+    assert response[b"x-served-by"] == b"edge-1"
+    assert b"server" not in response
+    assert b"date" not in response
