@@ -192,8 +192,7 @@ class ConnectionIO(ConnectionScope):
         if cycle.request_complete or self.closed:
             return
         logger.debug("No request body received for %ss; closing.", self.config.timeout_request_body)
-        if not cycle.response_started:
-            cycle.response_started = True
+        if cycle.claim_response():
             self.write(plain_response(408, "Request Timeout", self.state.default_headers()))
         self.abort()
 

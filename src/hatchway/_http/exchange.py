@@ -142,6 +142,28 @@ class Exchange:
             self.record.received += len(data)
         self._wake()
 
+    # -- what the connection asks of the request (it never writes these fields itself) ----------------------
+    def body_dropped(self) -> int:
+        """The app will read no more of the body: what is held for it is released; returns its size."""
+        size = self.body_size
+        self.body.clear()
+        self.body_size = 0
+        return size
+
+    def close_after_response(self) -> None:
+        self.keep_alive = False
+
+    def claim_response(self) -> bool:
+        """The server answers for the app (an error it found): True if no response has begun, which it then
+        counts as begun, so the app's own start is refused."""
+        if self.response_started:
+            return False
+        self.response_started = True
+        return True
+
+    def attach_task(self, task: asyncio.Task[None]) -> None:
+        self.task = task
+
     def request_ended(self) -> None:
         self.more_body = False
         self.request_complete = True

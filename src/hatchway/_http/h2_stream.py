@@ -216,13 +216,6 @@ class H2Cycle(Cycle):
             self.stream.consumed(len(body))
         return message
 
-    def body_dropped(self) -> int:
-        """The app will read no more: the bytes held for it are released (their window opens)."""
-        size = self.body_size
-        self.body.clear()
-        self.body_size = 0
-        return size
-
     def _send_continue(self) -> None:
         self.stream.send_headers(100, [], False)
 

@@ -230,8 +230,7 @@ class HttpProtocol(ConnectionIO):
             return
         # The app answered without reading the whole body: what it left is dropped (bounded by the body
         # idle timeout) and the next request follows the body's end.
-        cycle.body.clear()
-        cycle.body_size = 0
+        cycle.body_dropped()
         self.resume_reading()
         if self._body_timer is None:
             self._arm_body_timer(cycle)
@@ -273,7 +272,7 @@ class HttpProtocol(ConnectionIO):
                     return
         self.cycle = cycle
         if self.closing or self.state.shutting_down:
-            cycle.keep_alive = False
+            cycle.close_after_response()
         self.start_cycle(cycle)
 
     def start_cycle(self, cycle: Cycle) -> None:
@@ -297,7 +296,7 @@ class HttpProtocol(ConnectionIO):
         # The cycle takes its task out of the set when it ends: no done callback, so no loop callback per
         # request for it.
         if self.plain_tasks or not task.done():
-            cycle.task = task
+            cycle.attach_task(task)
             self.state.tasks.add(task)
         # else: an eager task factory (Python 3.12+) ran the request to its end inside _new_task, before
         # there was a task to register; counting it now would keep it "in flight" for ever.
@@ -346,10 +345,9 @@ class HttpProtocol(ConnectionIO):
                 # The body of the request in progress is malformed (RFC 9112 7.1): nothing after it can be
                 # framed, so answer the error unless a response has begun, and close.
                 logger.warning("Invalid HTTP request received: %s", escape(error.reason[:200]))
-                started = target.response_started
+                answer = target.claim_response()
                 target.connection_lost()
-                if not started:
-                    target.response_started = True
+                if answer:
                     self.write(
                         plain_response(
                             error.status,
@@ -436,7 +434,7 @@ class HttpProtocol(ConnectionIO):
         if self.cycle is None or self.cycle.response_complete or self.cycle.disconnected:
             self.close()
         else:
-            self.cycle.keep_alive = False
+            self.cycle.close_after_response()
 
     def _on_timeout(self) -> None:
         self._timer = None
