@@ -48,6 +48,31 @@ def new_connection(proto: HttpProtocol, config: Config, state: ServerState) -> H
     return H2Backend(proto, config, state)
 
 
+def _head(
+    method: str,
+    target: bytes,
+    fields: list[tuple[bytes, bytes]],
+    authority: bytes | None,
+    upgrade: bytes | None,
+) -> RequestHead:
+    """A stream's request as the HTTP/1.1 codecs report one, for the shared scope builder."""
+    expect_continue = False
+    has_host = False
+    for name, value in fields:
+        if name == b"host":
+            has_host = True
+        elif name == b"expect" and value.lower() == b"100-continue":
+            expect_continue = True
+    if authority and not has_host:
+        # RFC 9113 8.3.1: :authority stands in for Host; ASGI apps read the host header. (A Host naming another
+        # authority makes the request malformed: both libraries refuse it first; tests/test_http2.py checks.)
+        fields.insert(0, (b"host", authority))
+    raw_path, query = split_target(target)
+    return RequestHead(
+        method, raw_path, query, "2", fields, True, upgrade, expect_continue and upgrade is None
+    )
+
+
 class Budget:
     """Events of one kind allowed per second on a connection (resets, control frames)."""
 
@@ -134,36 +159,26 @@ class H2Connection:
             # After GOAWAY, or past the advertised limit (RFC 9113 5.1.2): this stream is refused, the others go on.
             # Refusals count as resets: opening streams past the limit in bulk is the rapid-reset pattern too.
             self.refuse(stream_id)
-            if not self.resets.spend(self.loop.time()):
-                logger.warning(
-                    "HTTP/2 client %s opened too many refused streams; closing.", self.proto.peer_text()
-                )
-                self.terminate(ENHANCE_YOUR_CALM)
+            self._count_reset("opened too many refused streams")
             return
         if protocol is not None or method == b"CONNECT":
-            if protocol == b"websocket" and method == b"CONNECT" and self.proto.websockets is not None:
-                self._open_websocket(stream_id, target, fields, authority, ended)
+            websockets = self.proto.websockets
+            if protocol == b"websocket" and method == b"CONNECT" and websockets is not None:
+                # RFC 8441: the stream carries one WebSocket.
+                self._busy()
+                stream = H2Stream(self, stream_id)
+                self.streams[stream_id] = stream
+                head = _head("CONNECT", target, fields, authority, b"websocket")
+                websockets.over_h2(stream, self.proto.http_scope(head), self.proto.app)
+                if ended:
+                    self.request_end(stream_id)
             else:
                 # Plain CONNECT (a tunnel) and extended CONNECT for another protocol are not served.
                 self.respond_bare(stream_id, 501)
             return
-        expect_continue = False
-        has_host = False
-        for name, value in fields:
-            if name == b"host":
-                has_host = True
-            elif name == b"expect" and value.lower() == b"100-continue":
-                expect_continue = True
-        if authority and not has_host:
-            # RFC 9113 8.3.1: :authority stands in for Host; ASGI apps read the host header.
-            fields.insert(0, (b"host", authority))
-        # (A Host naming another authority than :authority makes the request malformed, RFC 9113 8.3.1: both
-        # libraries refuse it before it gets here; tests/test_http2.py holds them to it.)
-        raw_path, query = split_target(target)
-        head = RequestHead(
-            method.decode("ascii", "replace"), raw_path, query, "2", fields, True, None, expect_continue
+        self._open_stream(
+            stream_id, _head(method.decode("ascii", "replace"), target, fields, authority, None), ended
         )
-        self._open_stream(stream_id, head, ended)
 
     def _open_stream(self, stream_id: int, head: RequestHead, ended: bool) -> None:
         self._busy()
@@ -178,30 +193,6 @@ class H2Connection:
         if ended:
             cycle.request_ended()
         self.proto.start_cycle(cycle)
-
-    def _open_websocket(
-        self,
-        stream_id: int,
-        target: bytes,
-        fields: list[tuple[bytes, bytes]],
-        authority: bytes | None,
-        ended: bool,
-    ) -> None:
-        """Extended CONNECT with ``:protocol websocket`` (RFC 8441): the stream carries one WebSocket."""
-        websockets = self.proto.websockets
-        if websockets is None:  # (ws="none": the setting is not advertised either)
-            self.respond_bare(stream_id, 501)
-            return
-        if authority and not any(name == b"host" for name, _ in fields):
-            fields.insert(0, (b"host", authority))
-        raw_path, query = split_target(target)
-        head = RequestHead("CONNECT", raw_path, query, "2", fields, True, b"websocket", False)
-        self._busy()
-        stream = H2Stream(self, stream_id)
-        self.streams[stream_id] = stream
-        websockets.over_h2(stream, self.proto.http_scope(head), self.proto.app)
-        if ended:
-            self.request_end(stream_id)
 
     def websocket_done(self, stream_id: int, reset: int | None) -> None:
         """A WebSocket stream is over: both sides have ended it, or the server resets it with ``reset``."""
@@ -252,11 +243,16 @@ class H2Connection:
     def stream_reset(self, stream_id: int) -> None:
         """The client reset ``stream_id`` (or the library refused it): counted towards the rapid-reset limit."""
         self.forget(stream_id)
-        if not self.resets.spend(self.loop.time()):
-            logger.warning("HTTP/2 client %s reset too many streams; closing.", self.proto.peer_text())
-            self.terminate(ENHANCE_YOUR_CALM)
-        else:
+        if self._count_reset("reset too many streams"):
             self.control()
+
+    def _count_reset(self, what: str) -> bool:
+        """One more stream reset or refused (the rapid-reset budget); False when it ended the connection."""
+        if self.resets.spend(self.loop.time()):
+            return True
+        logger.warning("HTTP/2 client %s %s; closing.", self.proto.peer_text(), what)
+        self.terminate(ENHANCE_YOUR_CALM)
+        return False
 
     def forget(self, stream_id: int, cancel_app: bool = True) -> None:
         stream = self.streams.pop(stream_id, None)

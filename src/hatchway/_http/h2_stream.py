@@ -12,7 +12,6 @@ import asyncio
 from collections.abc import Awaitable
 from typing import TYPE_CHECKING, Any, Final
 
-from hatchway._errors import ClientDisconnected
 from hatchway._http.cycle import Cycle, Message, Scope
 from hatchway._http.wire import CLOSE, DEFAULTS, HEADER_LINES, LENGTH, header_entry, trailer_line
 from hatchway._logs import logger
@@ -29,7 +28,6 @@ Headers = list[tuple[bytes, bytes]]
 _CONNECTION_SPECIFIC: Final = frozenset(
     {b"connection", b"keep-alive", b"proxy-connection", b"transfer-encoding", b"upgrade"}
 )
-_NO_BODY_STATUS: Final = frozenset({204, 304})
 
 # The server's default header lines (bytes, as HTTP/1.1 writes them) as field tuples, by identity of the bytes
 # object: the date line changes once a second, so this holds one or two entries.
@@ -258,9 +256,6 @@ class H2Cycle(Cycle):
         self._fields = defaults + fields
         self._flush_later()
 
-    def _no_body(self) -> bool:
-        return self.is_head or self.status in _NO_BODY_STATUS or self.status < 200
-
     def _flush_pending(self) -> None:
         self.flush_scheduled = False
         if not self.disconnected and self._fields is not None:
@@ -362,10 +357,6 @@ class H2Cycle(Cycle):
         self.response_complete = True
         self._wake()
         self.stream.close()
-
-    def room_made(self, message: Message) -> None:
-        if self.disconnected and message.get("more_body", False):
-            raise ClientDisconnected("the client disconnected")
 
 
 def h2_scope_extensions() -> dict[str, Any]:

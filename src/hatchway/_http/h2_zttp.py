@@ -219,9 +219,6 @@ class ZttpBackend(H2Connection):
         except zttp.ProtocolError:
             pass
 
-    def refuse(self, stream_id: int) -> None:
-        self.send_reset(stream_id, 0x7)
-
 
 def _unread(stream: H2Stream) -> int:
     """Bytes received on ``stream`` that its reader has not taken: the app's unread body, or the frames a

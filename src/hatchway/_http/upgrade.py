@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 
 from hatchway._http.events import RequestHead
+from hatchway._http.validate import content_length
 
 
 def h2c_settings(head: RequestHead) -> bytes | None:
@@ -18,11 +19,11 @@ def h2c_settings(head: RequestHead) -> bytes | None:
     for name, value in head.headers:
         if name == b"http2-settings":
             settings = value
-        elif (name == b"content-length" and value.strip() != b"0") or name == b"transfer-encoding":
-            # A request with a body is answered over HTTP/1.1, ignoring the offer (RFC 7540 3.2 lets the
-            # server choose): its body then arrives as HTTP/1.1 framing says.
-            return None
-    if settings is None:
+        elif name == b"transfer-encoding":
+            return None  # (refused by the codecs already: validate.upgrade_body_problem)
+    # A request with a body is answered over HTTP/1.1, ignoring the offer (RFC 7540 3.2 lets the server
+    # choose): its body then arrives as HTTP/1.1 framing says.
+    if settings is None or content_length(head.headers):
         return None
     settings = settings + b"=" * (-len(settings) % 4)  # RFC 7540 3.2.1: sent without padding
     try:
