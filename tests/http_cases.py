@@ -166,6 +166,35 @@ CASES: list[WireCase] = [
     WireCase(
         "http-1.0-keep-alive", b"GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n", [head(version="1.0"), END]
     ),
+    # Each request's own version, whatever the request before it in the same read said (the httptools codec
+    # reads the version off a read's first line rather than asking llhttp: see _version_of_line).
+    WireCase(
+        "pipelined-1.1-then-1.0",
+        OK + b"GET /b HTTP/1.0\r\nConnection: keep-alive\r\n\r\n",
+        [head(), END, head("GET", b"/b", version="1.0"), END],
+        split=True,
+    ),
+    WireCase(
+        "pipelined-1.0-then-1.1",
+        b"GET /b HTTP/1.0\r\nConnection: keep-alive\r\n\r\n" + OK,
+        [head("GET", b"/b", version="1.0"), END, head(), END],
+        split=True,
+    ),
+    WireCase(
+        "empty-lines-then-1.0",
+        b"\r\n" + b"GET / HTTP/1.0\r\n\r\n",
+        [head(version="1.0", keep_alive=False), END],
+    ),
+    WireCase(
+        "1.0-with-1.1-in-a-field",
+        b"GET / HTTP/1.0\r\nX: a HTTP/1.1\r\nConnection: keep-alive\r\n\r\n",
+        [head(version="1.0"), END],
+    ),
+    WireCase(
+        "target-ending-in-version-text",
+        b"GET /HTTP/1.1 HTTP/1.0\r\n\r\n",
+        [head(path=b"/HTTP/1.1", version="1.0", keep_alive=False), END],
+    ),
     WireCase(
         "connection-close",
         b"GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n",
@@ -398,6 +427,10 @@ CASES: list[WireCase] = [
     WireCase("duplicate-host", b"GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n", [error(400)]),
     WireCase("invalid-host", b"GET / HTTP/1.1\r\nHost: a b\r\n\r\n", [error(400)]),
     WireCase("invalid-host-userinfo", b"GET / HTTP/1.1\r\nHost: u@a\r\n\r\n", [error(400)]),
+    # Valid Host values are remembered (validate.py); an invalid one is refused after them all the same.
+    WireCase(
+        "invalid-host-after-valid", OK + b"GET / HTTP/1.1\r\nHost: a b\r\n\r\n", [head(), END, error(400)]
+    ),
     WireCase("http-0.9", b"GET /\r\n\r\n", [error(400)]),
     WireCase("http-1.2", b"GET / HTTP/1.2\r\nHost: a\r\n\r\n", [error(505)]),
     WireCase("http-2.0", b"GET / HTTP/2.0\r\nHost: a\r\n\r\n", [error(505)]),

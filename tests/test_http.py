@@ -126,6 +126,39 @@ def test_scope_state_is_a_copy_per_request(http: str) -> None:
     assert seen == [{"n": 1}, {"n": 1}]
 
 
+def test_scope_changes_stay_with_their_request(http: str) -> None:
+    # Each scope is a copy of one template per connection: what an app writes into a scope (or the dicts in
+    # it) must not reach the next request on the same connection.
+    seen: list[dict[str, Any]] = []
+
+    async def app(scope: Scope, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            return
+        seen.append({key: scope.get(key) for key in ("marker", "path", "method", "http_version")})
+        seen[-1]["asgi"] = dict(scope["asgi"])
+        seen[-1]["extensions"] = sorted(scope["extensions"])
+        scope["marker"] = scope["path"]
+        scope["asgi"]["version"] = "changed"
+        scope["extensions"]["x-changed"] = {}
+        scope["headers"].append((b"x-added", b"1"))
+        await respond(send)
+
+    with serve_in_thread(app, http=http, lifespan="off") as server, connect(server) as sock:
+        sock.sendall(b"GET /a HTTP/1.1\r\nHost: a\r\n\r\nPOST /b HTTP/1.0\r\nConnection: keep-alive\r\n\r\n")
+        reader = ResponseReader(sock, 5 * UNIT)
+        for _ in range(2):
+            response = reader.read()
+            assert response is not None
+            assert response.status == 200
+    assert [(s["marker"], s["path"], s["method"], s["http_version"]) for s in seen] == [
+        (None, "/a", "GET", "1.1"),
+        (None, "/b", "POST", "1.0"),
+    ]
+    assert seen[0]["asgi"] == seen[1]["asgi"] == {"version": "3.0", "spec_version": "2.4"}
+    assert seen[0]["extensions"] == seen[1]["extensions"]
+    assert "x-changed" not in seen[1]["extensions"]
+
+
 # -- a shared router app for the tests below -------------------------------------------------------------
 class Router:
     """One app for many tests: the path picks the behaviour; events let tests observe the app."""

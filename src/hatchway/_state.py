@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from hatchway._config import Config
+    from hatchway._http.exchange import Exchange
 
 
 class Connection:
@@ -52,6 +53,10 @@ class ServerState:
         self._second = -1
         self._cached = self._static
         self._flushes: list[Callable[[], None]] = []
+        # Responses whose head (or held body) waits for the loop's next turn: kept as the exchanges, not as
+        # bound methods, which spares an object and a call by name per request.
+        self._exchanges: list[Exchange] = []
+        self._flush_scheduled = False
         self._loop: asyncio.AbstractEventLoop | None = None
 
     def loop(self) -> asyncio.AbstractEventLoop:
@@ -75,19 +80,37 @@ class ServerState:
     def flush_soon(self, flush: Callable[[], None]) -> None:
         """Call ``flush`` on the next loop turn. One loop callback serves every connection's pending response
         head in that turn: under load this replaces a call_soon (and a context copy) per request."""
-        if not self._flushes:
+        if not self._flush_scheduled:
+            self._flush_scheduled = True
             self.loop().call_soon(self._run_flushes)
         self._flushes.append(flush)
 
+    def flush_exchange_soon(self, exchange: Exchange) -> None:
+        """Call ``exchange.flush_pending()`` on the next loop turn (``flush_soon`` for a response)."""
+        if not self._flush_scheduled:
+            self._flush_scheduled = True
+            self.loop().call_soon(self._run_flushes)
+        self._exchanges.append(exchange)
+
     def _run_flushes(self) -> None:
+        # Anything queued from here on schedules another turn, so nothing waits unseen. The responses go
+        # first: their connection's output that they queue (HTTP/2 frames) still goes out in this turn.
+        self._flush_scheduled = False
+        exchanges, self._exchanges = self._exchanges, []
+        for exchange in exchanges:
+            try:
+                exchange.flush_pending()
+            except Exception as exc:  # one connection's fault must not skip the others' heads
+                self._flush_failed(exc)
         flushes, self._flushes = self._flushes, []
         for flush in flushes:
             try:
                 flush()
-            except Exception as exc:  # one connection's fault must not skip the others' heads
-                self.loop().call_exception_handler(
-                    {"message": "Error while flushing a response", "exception": exc}
-                )
+            except Exception as exc:
+                self._flush_failed(exc)
+
+    def _flush_failed(self, exc: Exception) -> None:
+        self.loop().call_exception_handler({"message": "Error while flushing a response", "exception": exc})
 
     def connection_closed(self, conn: Any) -> None:
         self.connections.discard(conn)

@@ -8,7 +8,7 @@ All timers live here: the request-head timeout (slow clients), keep-alive idle, 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
 from hatchway._flow import WriteFlow
@@ -41,8 +41,11 @@ class ConnectionIO(ConnectionScope):
         self.write_paused = False
         self.flow = WriteFlow(self.loop, config.timeout_send, self._on_send_timeout)
         self._timer: asyncio.TimerHandle | None = None
+        self._timer_when = 0.0  # when the scheduled timer fires (asked of the handle, it costs a call)
         self._timer_kind = ""
         self._deadline = 0.0
+        # Bound once: the loop's clock is read twice per request (the head and keep-alive timers).
+        self._now: Callable[[], float] = self.loop.time
         self._body_timer: asyncio.TimerHandle | None = None
         self.closed = False
         self.closing = False
@@ -75,7 +78,7 @@ class ConnectionIO(ConnectionScope):
             out = self._out
             if out is not None:
                 out.append(data)
-            elif len(self.state.tasks) > 1:
+            elif len(self.state.tasks) > 1 or len(self.state.connections) > 1:
                 self._out = [data]
                 self.state.flush_soon(self._flush_out)
             else:
@@ -142,13 +145,14 @@ class ConnectionIO(ConnectionScope):
         if not delay:
             self._drop_timer()
             return
-        deadline = self.loop.time() + delay
+        deadline = self._now() + delay
         self._deadline = deadline
         timer = self._timer
         if timer is not None:
-            if timer.when() <= deadline:
+            if self._timer_when <= deadline:
                 return
             timer.cancel()
+        self._timer_when = deadline
         self._timer = self.loop.call_at(deadline, self._on_timer)
 
     def _on_timer(self) -> None:
@@ -156,6 +160,7 @@ class ConnectionIO(ConnectionScope):
         if not self._timer_kind:
             return
         if self.loop.time() + 0.001 < self._deadline:
+            self._timer_when = self._deadline
             self._timer = self.loop.call_at(self._deadline, self._on_timer)
             return
         self._on_timeout()

@@ -118,8 +118,11 @@ def split_target(target: bytes) -> tuple[bytes, bytes]:
         rest = target.split(b"://", 1)[1]
         slash = rest.find(b"/")
         target = rest[slash:] if slash != -1 else b"/"
-    path, _, query = target.partition(b"?")
-    return path, query.partition(b"#")[0]
+    question = target.find(b"?")
+    if question == -1:
+        # The usual target: one search, no partition (a "#" is cut from the query only, as below).
+        return target, b""
+    return target[:question], target[question + 1 :].partition(b"#")[0]
 
 
 def connection_tokens(headers: list[tuple[bytes, bytes]]) -> set[bytes]:

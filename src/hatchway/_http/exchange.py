@@ -292,9 +292,9 @@ class Exchange:
     def _flush_later(self) -> None:
         if not self.flush_scheduled:
             self.flush_scheduled = True
-            self._state.flush_soon(self._flush_pending)
+            self._state.flush_exchange_soon(self)
 
-    def _flush_pending(self) -> None:
+    def flush_pending(self) -> None:
         # The loop's next turn: what the app has sent of an unfinished response goes out now. For the usual
         # response (start and final body in one step) there is nothing left to do here.
         self.flush_scheduled = False

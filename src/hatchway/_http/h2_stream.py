@@ -256,7 +256,7 @@ class H2Cycle(Cycle):
         self._fields = defaults + fields
         self._flush_later()
 
-    def _flush_pending(self) -> None:
+    def flush_pending(self) -> None:
         self.flush_scheduled = False
         if not self.disconnected and self._fields is not None:
             self._send_head(False)
