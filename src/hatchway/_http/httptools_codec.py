@@ -85,6 +85,7 @@ class HttptoolsCodec:
         # Bound once: a method call by name costs a type lookup per request (dearer on 3.12+).
         self._http_version = self._parser.get_http_version
         self._method = self._parser.get_method
+        self._feed_data = self._parser.feed_data
         self._events: list[Event] = []
         self._url = b""
         self._headers: list[tuple[bytes, bytes]] = []
@@ -232,7 +233,7 @@ class HttptoolsCodec:
         if self._in_head:
             self._head_size += len(data)
         try:
-            self._parser.feed_data(data)
+            self._feed_data(data)
         except httptools.HttpParserUpgrade as exc:
             self._trailing = data[exc.args[0] :]
             if self._h2c_body:
@@ -278,7 +279,7 @@ class HttptoolsCodec:
         if window is None or not url:
             return False
         # The method and target identify this request's own line (a body may hold such text too).
-        start = self._parser.get_method() + b" " + url + b" "
+        start = self._method() + b" " + url + b" "
         return start + b"RTSP/" in window or start + b"ICE/" in window
 
     def next_cycle(self) -> list[Event]:
@@ -291,6 +292,7 @@ class HttptoolsCodec:
         self._parser = httptools.HttpRequestParser(self)
         self._http_version = self._parser.get_http_version
         self._method = self._parser.get_method
+        self._feed_data = self._parser.feed_data
         self._in_head = True
         self._head_size = 0
         self._cr_pending = False
