@@ -114,6 +114,10 @@ class ConnectionIO(ConnectionScope):
             self.reading_paused = True
             self.transport.pause_reading()
 
+    def cycle_done(self, cycle: Cycle) -> None:
+        """``cycle``'s response is complete (``HttpProtocol`` moves on to the next request)."""
+        raise NotImplementedError
+
     def resume_reading(self) -> None:
         if self.reading_paused and not self.closed:
             self.reading_paused = False

@@ -84,7 +84,8 @@ class Cycle(Exchange):
             if self.disconnected:
                 raise ClientDisconnected("the client disconnected")
             self._write_body(message.get("body", b""), message.get("more_body", False))
-            if self._conn.write_paused:
+            io = self._io
+            if io.write_paused if io is not None else self._conn.write_paused:
                 return self._conn.write_waiter()
             return None
         if kind == "http.response.start":

@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable
-from typing import TYPE_CHECKING, Any, Final, Protocol
+from typing import TYPE_CHECKING, Any, Final, Protocol, cast
 
 from hatchway._http.wire import (
     CHUNKED,
@@ -27,6 +27,7 @@ from hatchway._http.wire import (
 from hatchway._logs import access_logger, escape, logger
 
 if TYPE_CHECKING:
+    from hatchway._http.connection import ConnectionIO
     from hatchway._http.cycle import Cycle
     from hatchway._http.files import FileSender
     from hatchway._state import ServerState
@@ -68,6 +69,7 @@ class Exchange:
         "_head",
         "_held",
         "_held_size",
+        "_io",
         "_state",
         "_trailer_lines",
         "_waiters",
@@ -94,10 +96,20 @@ class Exchange:
     )
 
     def __init__(
-        self, scope: Scope, conn: Conn, state: ServerState, keep_alive: bool, expect_continue: bool
+        self,
+        scope: Scope,
+        conn: Conn,
+        state: ServerState,
+        keep_alive: bool,
+        expect_continue: bool,
+        io: ConnectionIO | None = None,
     ) -> None:
         self.scope = scope
         self._conn = conn
+        # ``conn`` again when it is an HTTP/1.1 connection, typed as itself: the compiled build calls it
+        # directly where every request does (calls through the Conn protocol go by name, about 350 CPU
+        # instructions each on 3.13).
+        self._io = io
         self._state = state
         self.keep_alive = keep_alive
         self.expect_continue = expect_continue
@@ -344,7 +356,11 @@ class Exchange:
         if out or self._held is not None:
             out = self._behind_held(out)
             if len(out) < _VECTOR_MIN:
-                self._conn.write_soon(out)
+                io = self._io
+                if io is not None:
+                    io.write_soon(out)
+                else:
+                    self._conn.write_soon(out)
             else:
                 self._conn.write(out)
         self._complete()
@@ -435,7 +451,11 @@ class Exchange:
             except Exception:
                 # A broken log handler or formatter is not the app's fault and must not stall the connection.
                 logger.exception("Error while writing the access log.")
-        self._conn.cycle_done(self)
+        io = self._io
+        if io is not None:
+            io.cycle_done(cast("Cycle", self))
+        else:
+            self._conn.cycle_done(self)
 
     def _log_access(self) -> None:
         scope = self.scope

@@ -271,7 +271,7 @@ class HttpProtocol(ConnectionIO):
                 self.pause_reading()
 
     def _make_cycle(self, head: RequestHead) -> Cycle:
-        cycle = Cycle(self.http_scope(head), self, self.state, head.keep_alive, head.expect_continue)
+        cycle = Cycle(self.http_scope(head), self, self.state, head.keep_alive, head.expect_continue, self)
         self.body_target = cycle
         if self.state.observer is not None:
             # A request id is taken from the request only when its peer is a trusted proxy.
