@@ -1,10 +1,11 @@
 """Build script: the package metadata is in pyproject.toml; this file only compiles the hot path.
 
 The per-request modules are compiled to C with mypyc (from their own type hints; the source stays plain
-Python) on every CPython hatchway supports (3.10 and later). They hold no coroutine: a mypyc coroutine passes
-a thrown exception on as ``throw(type, value, traceback)``, which Python 3.12 deprecates, so the awaits of
-the request path live in ``hatchway/_app_task.py``, which is never compiled (its docstring says more;
-tests/test_app_task.py checks both). Where compiling is not possible (no C compiler, another Python) the build
+Python) on every CPython hatchway supports (3.10 and later). A mypyc coroutine passes a thrown exception on as
+``throw(type, value, traceback)``, which Python 3.12 deprecates, so the awaits of the request path live in
+``hatchway/_app_task.py``, which is compiled only before 3.12, except the rare waits of an HTTP request's
+``receive``/``send`` (``hatchway/_http/channel.py``), which go through a relay that takes that call (the
+docstrings say more; tests/test_app_task.py checks that every compiled await is relayed). Where compiling is not possible (no C compiler, another Python) the build
 falls back to the pure-Python modules, which behave the same, only slower. ``HATCHWAY_COMPILE=0`` skips
 compiling; an editable install (``pip install -e .``) never compiles, so edits to the source take effect at
 once.
@@ -28,6 +29,7 @@ from setuptools.command.build_py import build_py
 # not _app_task (the coroutines that wait, see above) and nothing that runs once per process.
 COMPILED = [
     "src/hatchway/_http/events.py",
+    "src/hatchway/_http/channel.py",
     "src/hatchway/_http/validate.py",
     "src/hatchway/_http/httptools_codec.py",
     "src/hatchway/_http/wire.py",

@@ -13,6 +13,7 @@ import asyncio
 import socket
 import sys
 import threading
+import warnings
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -27,7 +28,7 @@ STYLES = ["task.cancel", "asyncio.timeout", "anyio"]
 DELAY = 0.1 * UNIT  # long enough for the app to be waiting inside hatchway when the cancellation comes
 
 
-# -- the compiled modules hold no coroutine --------------------------------------------------------------
+# -- compiled waits are relayed -------------------------------------------------------------------------
 def _compiled_modules() -> list[str]:
     for node in ast.parse((ROOT / "setup.py").read_text()).body:
         if isinstance(node, ast.Assign) and getattr(node.targets[0], "id", None) == "COMPILED":
@@ -35,17 +36,65 @@ def _compiled_modules() -> list[str]:
     raise AssertionError("setup.py has no COMPILED list")
 
 
+def _relayed(node: ast.Await) -> bool:
+    call = node.value
+    return isinstance(call, ast.Call) and isinstance(call.func, ast.Name) and call.func.id == "Relay"
+
+
 @pytest.mark.parametrize("path", _compiled_modules())
-def test_compiled_modules_hold_no_coroutine(path: str) -> None:
+def test_every_wait_in_a_compiled_module_is_relayed(path: str) -> None:
     # A mypyc coroutine passes a thrown exception on with throw(type, value, traceback), deprecated since
-    # Python 3.12: the waits belong in hatchway/_app_task.py, which is never compiled.
+    # Python 3.12: a compiled module awaits only through hatchway._http.channel.Relay (the other waits belong
+    # in hatchway/_app_task.py, compiled only before 3.12).
     tree = ast.parse((ROOT / path).read_text())
     waits = [
         f"{path}:{node.lineno}"
         for node in ast.walk(tree)
-        if isinstance(node, (ast.AsyncFunctionDef, ast.Await, ast.AsyncFor, ast.AsyncWith, ast.YieldFrom))
+        if isinstance(node, (ast.AsyncFor, ast.AsyncWith, ast.YieldFrom))
+        or (isinstance(node, ast.Await) and not _relayed(node))
     ]
     assert waits == []
+
+
+def test_the_request_channel_is_compiled_and_waits() -> None:
+    # The check above must not pass for want of anything to check.
+    path = "src/hatchway/_http/channel.py"
+    assert path in _compiled_modules()
+    awaits = [node for node in ast.walk(ast.parse((ROOT / path).read_text())) if isinstance(node, ast.Await)]
+    assert len(awaits) == 2
+
+
+@pytest.mark.parametrize("style", ["one argument", "three arguments"])
+def test_relay_passes_a_thrown_exception_on_with_one_argument(style: str) -> None:
+    # What a compiled await does when its task is cancelled: throw(type, value, traceback) into the relay,
+    # which must reach the coroutine as the same exception, with no DeprecationWarning (-W error).
+    from hatchway._http.channel import Relay
+
+    seen: list[BaseException] = []
+
+    async def inner() -> str:
+        try:
+            await asyncio.sleep(3600)
+        except asyncio.CancelledError as exc:
+            seen.append(exc)
+            return "handled"
+        return "not reached"
+
+    async def main() -> None:
+        relay = Relay(inner())
+        future = relay.send(None)  # the coroutine now waits on the sleep's future
+        assert isinstance(future, asyncio.Future)
+        error = asyncio.CancelledError("stop")
+        args: tuple[Any, ...] = (error,) if style == "one argument" else (type(error), error, None)
+        with pytest.raises(StopIteration) as stopped:
+            relay.throw(*args)
+        assert stopped.value.value == "handled"
+        assert seen == [error]
+        future.cancel()
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        asyncio.run(main())
 
 
 # -- cancelled at every wait ----------------------------------------------------------------------------

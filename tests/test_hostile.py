@@ -21,6 +21,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httptools
 import pytest
 
 from hatchway import Server
@@ -346,19 +347,29 @@ def test_client_text_never_reaches_a_log_line_raw(http: str, caplog: pytest.LogC
 
 
 # -- faults inside hatchway ----------------------------------------------------------------------------------
-@pytest.mark.parametrize("codec", [HttptoolsCodec, H11Codec])
+@pytest.mark.parametrize("http", ["httptools", "h11"])
 def test_codec_fault_costs_one_connection(
-    codec: type[Any], monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+    http: str, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
-    original = codec.feed
+    if http == "h11":
+        original = H11Codec.feed
 
-    def feed(self: Any, data: bytes) -> Any:
-        if b"/explode" in data:
-            raise RuntimeError("codec bug")
-        return original(self, data)
+        def feed(self: Any, data: bytes) -> Any:
+            if b"/explode" in data:
+                raise RuntimeError("codec bug")
+            return original(self, data)
 
-    monkeypatch.setattr(codec, "feed", feed)
-    http = "httptools" if codec is HttptoolsCodec else "h11"
+        monkeypatch.setattr(H11Codec, "feed", feed)
+    else:
+        # The compiled build calls its codec directly, past any patch of the class: the fault is raised from
+        # inside the parse instead, by the parser the codec makes.
+        class ExplodingParser(httptools.HttpRequestParser):  # type: ignore[misc]
+            def feed_data(self, data: bytes) -> None:
+                if b"/explode" in data:
+                    raise RuntimeError("codec bug")
+                super().feed_data(data)
+
+        monkeypatch.setattr(httptools, "HttpRequestParser", ExplodingParser)
     with serve_in_thread(app, http=http) as server:
         status, closed = answer(server, b"GET /explode HTTP/1.1\r\nHost: a\r\n\r\n")
         assert status is None

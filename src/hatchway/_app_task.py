@@ -1,14 +1,17 @@
-"""The coroutines an app's task runs: every ``await`` of the request path, kept out of the compiled modules.
+"""The coroutines an app's task runs: the ``await`` of the app and the other waits, kept out of compiled code.
 
 setup.py compiles the per-request modules with mypyc, and a coroutine compiled by mypyc (up to at least
 mypy 2.4) passes an exception on to the awaitable it waits on as ``throw(type, value, traceback)``. Python
 3.12 deprecates that signature for coroutines, generators and asyncio's future iterators alike, so a task
 cancelled while a compiled coroutine waited (``asyncio.timeout``, anyio cancel scopes, shutdown) would raise
 a DeprecationWarning on the way to the app, and under ``-W error`` the warning would replace the
-CancelledError. Hence the split: the compiled modules hold no ``async def`` at all (tests/test_app_task.py
-checks), and this module, plain Python in every build, holds the few coroutines that wait, on the app or on
-a future, while the work they do between two waits (framing, validation, state) stays compiled. The
-interpreter's own coroutines pass a thrown exception on with one argument on every version.
+CancelledError. Hence the split: this module, plain Python in every build from 3.12 on, holds the coroutines
+that wait on the app or on a future, while the work they do between two waits (framing, validation, state)
+stays compiled. The interpreter's own coroutines pass a thrown exception on with one argument on every
+version. The one exception is an HTTP request's ``receive``/``send`` pair (hatchway._http.channel): the usual
+request calls them without their waiting, so they are compiled, and their rare waits go through a relay that
+takes the three-argument call (tests/test_app_task.py checks that every await in a compiled module is
+relayed).
 
 Before 3.12 the three-argument call is not deprecated, and setup.py compiles this module too
 (``COMPILED_BEFORE_3_12``): the split then costs 3.10 and 3.11 next to nothing.
@@ -17,6 +20,8 @@ Before 3.12 the three-argument call is not deprecated, and setup.py compiles thi
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
+
+from hatchway._http.channel import http_channel
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable
@@ -29,20 +34,9 @@ Message = dict[str, Any]
 
 
 async def run_http(cycle: Cycle, app: Any) -> None:
-    """Run the app for one HTTP request: its task's coroutine, and the ``receive``/``send`` pair it gets."""
-
-    async def receive() -> Message:
-        waiter = cycle.receive_waiter()
-        if waiter is not None:
-            await waiter
-        return cycle.receive_message()
-
-    async def send(message: Message) -> None:
-        waiter = cycle.send_message(message)
-        if waiter is not None:  # the transport's buffer is full: wait for the client to read
-            await waiter
-            cycle.room_made(message)
-
+    """Run the app for one HTTP request: its task's coroutine (the ``receive``/``send`` pair it gets is
+    compiled, see hatchway._http.channel)."""
+    receive, send = http_channel(cycle)
     try:
         # Any awaitable is a valid ASGI return (a coroutine, a Task, a Future).
         result = await app(cycle.scope, receive, send)

@@ -39,7 +39,7 @@ class Cycle(Exchange):
     __slots__ = ()
 
     # -- ASGI -------------------------------------------------------------------------------------------
-    # The app's receive() and send() are coroutines of hatchway._app_task (pure Python, see why there); they
+    # The app's receive() and send() are coroutines of hatchway._http.channel (see there how they wait); they
     # call these methods, which do the work and hand back the future to wait on, if any.
     def receive_waiter(self) -> asyncio.Future[None] | None:
         """receive(), first half: what it must wait for before ``receive_message``, or None."""
