@@ -5,7 +5,7 @@ Sources (each records the command, date, machine and versions it came from):
 - ``benchmarks/results/latest.json``            ``python benchmarks/run.py --workers-scaling``
 - ``benchmarks/results/background_cycle.json``  ``python benchmarks/background_cycle.py -n 200 --json``
 - ``benchmarks/results/reload_latency.json``    ``python benchmarks/reload_latency.py --edits 15 --json``
-- ``benchmarks/results/pythons-py3.11.json``, ``pythons-py3.13.json``
+- ``benchmarks/results/pythons-py3.11.json``, ``pythons-py3.12.json``, ``pythons-py3.13.json``
                                                 ``python benchmarks/run.py --python 3.11,3.13 ...`` (the same
                                                 scenarios on two Pythons, each against uvicorn on that Python)
 - ``benchmarks/results/http2.json``             ``python benchmarks/run.py --scenarios h2-plain,h2-json,h2-post``
@@ -216,7 +216,7 @@ def _wrap(text: str) -> str:
 
 
 #: The Python versions the README sets side by side, and the result files of that run.
-PYTHON_RUNS = {"3.11": "pythons-py3.11", "3.13": "pythons-py3.13"}
+PYTHON_RUNS = {"3.11": "pythons-py3.11", "3.12": "pythons-py3.12", "3.13": "pythons-py3.13"}
 PYTHON_SCENARIOS = {
     "plain": "plain text, 64 connections",
     "plain-1conn": "plain text, 1 connection",
@@ -231,6 +231,10 @@ H2_SERVERS = {
     "hypercorn": "hypercorn",
     "granian": "granian",
 }
+
+
+def _and(items: list[str]) -> str:
+    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
 
 
 def pythons_section() -> str:
@@ -255,12 +259,28 @@ def pythons_section() -> str:
         lines.append("| " + " | ".join(cells) + " |")
     first = next(iter(runs.values()))["meta"]
     text = (
-        "On each Python hatchway supports, the compiled build is what users get. The same scenarios on "
-        + " and ".join(f"Python {run['meta']['machine']['python']}" for run in runs.values())
+        "On each Python hatchway supports, the compiled build is what users get. The same scenarios on Python "
+        + _and([run["meta"]["machine"]["python"] for run in runs.values()])
         + ", each a ratio to uvicorn (httptools + uvloop) on that Python in the same run "
         f"({_source(first)}; {first['rounds']} interleaved rounds):"
     )
-    return _wrap(text) + "\n\n" + "\n".join(lines)
+    against = "; ".join(
+        f"{label}: "
+        + ", ".join(
+            f"{_x(run['summary'][key][HATCHWAY]['ratio_rps'] / run['summary'][key]['granian']['ratio_rps'])} "
+            f"on {version}"
+            for version, run in runs.items()
+        )
+        for key, label in PYTHON_SCENARIOS.items()
+        if key in ("plain", "json")
+    )
+    return (
+        _wrap(text)
+        + "\n\n"
+        + "\n".join(lines)
+        + "\n\n"
+        + _wrap(f"hatchway against granian in the same runs (ratio of the two ratios above): {against}.")
+    )
 
 
 def http2_section() -> str:

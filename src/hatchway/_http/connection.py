@@ -67,12 +67,13 @@ class ConnectionIO(ConnectionScope):
             self._flush_out()
             self.transport.writelines(data)
 
-    # While other requests are in flight, a finished response is handed to the transport on the loop's next
-    # turn, with every other connection's, rather than from inside the app's send(). Under load the apps of
-    # one turn then run back to back and the send(2) calls follow together: on loopback a send(2) runs much
-    # of the TCP stack on this CPU, and between two apps it evicts the framework's code and data from the
-    # caches. Measured with FastAPI, server CPU per request fell by about a third. Every immediate write,
-    # writelines and close sends what is queued first, so the order on the wire never changes.
+    # While other connections are open (or other requests in flight), a finished response is handed to the
+    # transport on the loop's next turn, with every other connection's, rather than from inside the app's
+    # send(). Under load the apps of one turn then run back to back and the send(2) calls follow together:
+    # on loopback a send(2) runs much of the TCP stack on this CPU, and between two apps it evicts the
+    # framework's code and data from the caches. Measured with FastAPI, server CPU per request fell by about
+    # a third. Every immediate write, writelines and close sends what is queued first, so the order on the
+    # wire never changes.
     def write_soon(self, data: bytes) -> None:
         if not self.closed:
             out = self._out
@@ -82,9 +83,11 @@ class ConnectionIO(ConnectionScope):
                 self._out = [data]
                 self.state.flush_soon(self._flush_out)
             else:
-                # No other task in flight (one client, or a quiet server): no app to keep apart from the
-                # send, and waiting for the next turn would only add latency. (An open WebSocket counts as
-                # a task: responses then wait a turn, which costs microseconds.)
+                # One client and nothing else in flight: no app to keep apart from the send, and waiting
+                # for the next turn would only add latency. (Counting requests in flight alone missed most
+                # of the batching under load: the last app of a turn saw only itself. With the open
+                # connections counted too, server CPU per request fell by about 5 % in an A/B run on 3.13,
+                # 64 connections, plain text.)
                 self.transport.write(data)
 
     def _flush_out(self) -> None:
