@@ -158,8 +158,8 @@ class ConnectionScope(asyncio.Protocol):
             scope["scheme"] = scheme
         else:
             scope = self._scope_template().copy()
-        # A copy of the template, then the request's own values: copying a dict of the same keys is several
-        # times cheaper than building one key by key (about 3,000 CPU instructions per request on 3.13).
+        # A copy of the template, then the request's own values: cheaper than building the dict key by key
+        # (about 1,300 fewer CPU instructions per request on 3.13, benchmarks/README.md).
         scope["asgi"] = self._asgi.copy()
         scope["http_version"] = head.http_version
         scope["method"] = head.method
