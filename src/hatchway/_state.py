@@ -80,17 +80,18 @@ class ServerState:
     def flush_soon(self, flush: Callable[[], None]) -> None:
         """Call ``flush`` on the next loop turn. One loop callback serves every connection's pending response
         head in that turn: under load this replaces a call_soon (and a context copy) per request."""
-        if not self._flush_scheduled:
-            self._flush_scheduled = True
-            self.loop().call_soon(self._run_flushes)
+        self._schedule_flushes()
         self._flushes.append(flush)
 
     def flush_exchange_soon(self, exchange: Exchange) -> None:
         """Call ``exchange.flush_pending()`` on the next loop turn (``flush_soon`` for a response)."""
+        self._schedule_flushes()
+        self._exchanges.append(exchange)
+
+    def _schedule_flushes(self) -> None:
         if not self._flush_scheduled:
             self._flush_scheduled = True
             self.loop().call_soon(self._run_flushes)
-        self._exchanges.append(exchange)
 
     def _run_flushes(self) -> None:
         # Anything queued from here on schedules another turn, so nothing waits unseen. The responses go

@@ -81,11 +81,7 @@ class HttptoolsCodec:
         self._max_line = limits.limit_request_line
         self._max_fields = limits.limit_request_fields
         self._max_head = limits.limit_request_head_size
-        self._parser = httptools.HttpRequestParser(self)
-        # Bound once: a method call by name costs a type lookup per request (dearer on 3.12+).
-        self._http_version = self._parser.get_http_version
-        self._method = self._parser.get_method
-        self._feed_data = self._parser.feed_data
+        self._new_parser()
         self._events: list[Event] = []
         self._url = b""
         self._headers: list[tuple[bytes, bytes]] = []
@@ -122,6 +118,13 @@ class HttptoolsCodec:
         # The version of the request whose line opened the current read, when that line reads HTTP/1.1 (see
         # _version_of_line); None: ask llhttp.
         self._line_version: str | None = None
+
+    def _new_parser(self) -> None:
+        parser = self._parser = httptools.HttpRequestParser(self)
+        # Bound once: a method call by name costs a type lookup per request (dearer on 3.12+).
+        self._http_version = parser.get_http_version
+        self._method = parser.get_method
+        self._feed_data = parser.feed_data
 
     # -- the Codec interface ------------------------------------------------------------------------
     def feed(self, data: bytes) -> list[Event]:
@@ -289,10 +292,7 @@ class HttptoolsCodec:
             return []
         # A declined upgrade: the connection goes on as HTTP/1.1 with a fresh parser.
         trailing, self._trailing = self._trailing, None
-        self._parser = httptools.HttpRequestParser(self)
-        self._http_version = self._parser.get_http_version
-        self._method = self._parser.get_method
-        self._feed_data = self._parser.feed_data
+        self._new_parser()
         self._in_head = True
         self._head_size = 0
         self._cr_pending = False

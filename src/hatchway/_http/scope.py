@@ -137,29 +137,23 @@ class ConnectionScope(asyncio.Protocol):
         if self.root_path:
             path = self.root_path + path
             raw_path = self.root_path_bytes + raw_path
-        client = self.client
-        scheme = self.scheme
+        # A copy of the template, then the request's own values: cheaper than building the dict key by key
+        # (about 1,300 fewer CPU instructions per request on 3.13, benchmarks/README.md).
+        scope = self._scope_template().copy()
         if self.use_proxy:
             # The peer is trusted (decided once per connection); the headers matter only when present.
             names = self.proxy_names
             for name, _ in head.headers:
                 if name in names:
-                    scheme, client = apply_proxy_headers(
+                    scope["scheme"], scope["client"] = apply_proxy_headers(
                         self.trusted,  # type: ignore[arg-type]
                         self.proxy_peer,
                         head.headers,
-                        scheme,
-                        client,
+                        self.scheme,
+                        self.client,
                         self.proxy_family,
                     )
                     break
-            scope = self._scope_template().copy()
-            scope["client"] = client
-            scope["scheme"] = scheme
-        else:
-            scope = self._scope_template().copy()
-        # A copy of the template, then the request's own values: cheaper than building the dict key by key
-        # (about 1,300 fewer CPU instructions per request on 3.13, benchmarks/README.md).
         scope["asgi"] = self._asgi.copy()
         scope["http_version"] = head.http_version
         scope["method"] = head.method
